@@ -1,0 +1,199 @@
+package failover
+
+import (
+	"time"
+
+	"github.com/ftbridge/ftbridge/dataplane/pkt"
+	"github.com/ftbridge/ftbridge/dataplane/seq"
+)
+
+// FromClient processes a segment the client sent on this connection.
+func (c *Conn) FromClient(now time.Time, s *Segment, out Output) {
+	if c.state == StateClosed {
+		return
+	}
+	c.lastActive = now
+	if s.Flags.Has(pkt.TCPFlagRst) {
+		c.clientReset(now, s, out)
+		return
+	}
+	if s.Flags.Has(pkt.TCPFlagSyn) {
+		c.clientSyn(s, out)
+		return
+	}
+	if c.state == StateSynRcvd {
+		return // nothing but SYNs is valid before the box's SYN-ACK
+	}
+	if s.HasTS && c.vTS && seq.Value(s.TSVal).GreaterThanEq(seq.Value(c.cTSVal)) {
+		c.cTSVal = s.TSVal
+	}
+	if s.Flags.Has(pkt.TCPFlagAck) {
+		c.clientAck(s)
+	}
+	n := uint32(len(s.Payload))
+	fin := s.Flags.Has(pkt.TCPFlagFin)
+	end := seq.Value(s.Seq).Add(n)
+	if fin {
+		if !c.cFin {
+			c.cFin, c.cFinSeq = true, end
+		}
+		end = end.Add(1)
+	}
+	if end.GreaterThan(c.cNxt) {
+		c.BytesIn += uint64(end.Sub(c.cNxt))
+		c.cNxt = end
+	}
+	c.forwardToReplicas(s, out)
+	if (n > 0 || fin) && end.LessThanEq(c.aggAck()) {
+		// Every replica has it already: the client retransmits because
+		// it missed our ACK (or probes a window/keepalive). Answer it.
+		c.sendClientAck(true, out)
+	}
+	c.release(now, out)
+	c.checkDone(now)
+}
+
+// clientAck takes in the client's cumulative ACK and window.
+func (c *Conn) clientAck(s *Segment) {
+	a := seq.Value(s.Ack)
+	limit := c.rel
+	if c.finSent {
+		limit = limit.Add(1)
+	}
+	if a.GreaterThan(limit) {
+		// It acknowledges output the box never sent: not believable.
+		a = limit
+	}
+	if a.LessThan(c.cAck) {
+		return // old
+	}
+	c.cAck = a
+	win := uint32(s.Window)
+	if c.vWSOK {
+		win <<= c.cWS
+	}
+	c.cEdge = a.Add(win)
+	c.trim()
+}
+
+// clientSyn handles a retransmitted SYN.
+func (c *Conn) clientSyn(s *Segment, out Output) {
+	if seq.Value(s.Seq) != c.cISN {
+		return // a new connection on a live key is the engine's business
+	}
+	if c.state == StateSynRcvd {
+		c.forwardSyn(out)
+		return
+	}
+	if c.synAcked && c.cNxt == c.cISN.Add(1) {
+		// The client lost our SYN-ACK.
+		c.sendSynAck(uint16(min(uint32(c.edgeSent.Sub(c.ackSent)), 0xFFFF)), out)
+	}
+}
+
+// clientReset passes a client RST to every live member and ends the connection.
+func (c *Conn) clientReset(now time.Time, s *Segment, out Output) {
+	if c.state == StateEstablished || c.state == StateSynRcvd {
+		// RFC 5961: only an RST near what we expect is believed.
+		if c.state == StateEstablished && seq.Value(s.Seq).Sub(c.aggAck()) > 1<<30 {
+			return
+		}
+		for i := range c.members {
+			if c.members[i].state == memberLive {
+				c.resetMember(i, out)
+			}
+		}
+	}
+	c.close(now, ReasonClientRST, out)
+}
+
+// forwardToReplicas sends the client's segment to every live member with
+// ACK, SACK and TSecr translated into that member's space.
+func (c *Conn) forwardToReplicas(s *Segment, out Output) {
+	var h Header
+	for i := range c.members {
+		m := &c.members[i]
+		if m.state != memberLive {
+			continue
+		}
+		h = Header{
+			Seq:     s.Seq,
+			Flags:   s.Flags &^ (pkt.TCPFlagEce | pkt.TCPFlagCwr),
+			Window:  c.windowForMember(m, s.Window),
+			WScale:  -1,
+			GSOSize: s.GSOSize,
+		}
+		if s.Flags.Has(pkt.TCPFlagAck) {
+			h.Ack = uint32(c.ackForMember(m, seq.Value(s.Ack)))
+		}
+		if c.vTS && s.HasTS {
+			h.HasTS = true
+			h.TSVal = s.TSVal
+			if s.TSEcr != 0 {
+				h.TSEcr = s.TSEcr + m.tsDelta
+			}
+		}
+		if c.vSACK {
+			h.NumSACK = translateSACK(&h.SACK, s.SACK[:s.NumSACK], m)
+		}
+		out.ToReplica(c, i, &h, s.Payload)
+	}
+}
+
+// windowForMember re-expresses the client's window field in the scale the
+// member applies to it.
+func (c *Conn) windowForMember(m *member, w uint16) uint16 {
+	bytes := uint32(w)
+	if c.vWSOK {
+		bytes <<= c.cWS
+	}
+	return uint16(min(bytes>>m.clientWS, 0xFFFF))
+}
+
+// ackForMember translates a view-space ACK into member space, clamped to
+// what the member has actually sent: Linux drops a segment that
+// acknowledges unsent data, payload and all (invariant 3).
+func (c *Conn) ackForMember(m *member, a seq.Value) seq.Value {
+	t := a.Add(m.delta)
+	if t.GreaterThan(m.sndNxt) {
+		t = m.sndNxt
+	}
+	return t
+}
+
+// translateSACK writes the client's SACK blocks in member space, keeping
+// only what the member has sent.
+func translateSACK(dst *[4]pkt.SACKBlock, src []pkt.SACKBlock, m *member) int {
+	n := 0
+	for _, b := range src {
+		l := seq.Value(b.Left).Add(m.delta)
+		r := seq.Value(b.Right).Add(m.delta)
+		if r.GreaterThan(m.sndNxt) {
+			r = m.sndNxt
+		}
+		if !l.LessThan(r) || n == len(dst) {
+			continue
+		}
+		dst[n] = pkt.SACKBlock{Left: uint32(l), Right: uint32(r)}
+		n++
+	}
+	return n
+}
+
+// trim drops held output that the client acknowledged and every live
+// member has produced (the rest is still needed for comparison).
+func (c *Conn) trim() {
+	to := c.cAck
+	for i := range c.members {
+		m := &c.members[i]
+		if m.state == memberLive && m.contig.LessThan(to) {
+			to = m.contig
+		}
+	}
+	if to.GreaterThan(c.out.end()) {
+		to = c.out.end()
+	}
+	before := c.out.len()
+	c.out.trim(to)
+	c.p.Hold.Used -= int64(before - c.out.len())
+}

@@ -1,0 +1,70 @@
+package failover
+
+import "github.com/ftbridge/ftbridge/dataplane/seq"
+
+// stream holds server output bytes in view sequence space, [base, end).
+//
+// It is a slice with a moving start: trimming advances off and the live bytes
+// are copied down once the dead prefix is larger than the live part, which
+// keeps appends and trims amortised O(1) without a ring's wrap cases.
+type stream struct {
+	base seq.Value
+	buf  []byte
+	off  int
+}
+
+func (s *stream) reset(base seq.Value) {
+	s.base = base
+	s.buf = s.buf[:0]
+	s.off = 0
+}
+
+// len returns the number of bytes held.
+func (s *stream) len() int { return len(s.buf) - s.off }
+
+// end returns the sequence number just past the last byte held.
+func (s *stream) end() seq.Value { return s.base.Add(uint32(s.len())) }
+
+// slice returns the held bytes [from, to); both must lie within [base, end].
+func (s *stream) slice(from, to seq.Value) []byte {
+	i := s.off + int(from.Sub(s.base))
+	j := s.off + int(to.Sub(s.base))
+	return s.buf[i:j]
+}
+
+// append adds b at end.
+func (s *stream) append(b []byte) {
+	if s.off > 0 && s.off >= len(s.buf)-s.off && len(s.buf)+len(b) > cap(s.buf) {
+		n := copy(s.buf, s.buf[s.off:])
+		s.buf = s.buf[:n]
+		s.off = 0
+	}
+	s.buf = append(s.buf, b...)
+}
+
+// trim drops the bytes before to (no-op if to <= base).
+func (s *stream) trim(to seq.Value) {
+	if !to.GreaterThan(s.base) {
+		return
+	}
+	n := int(to.Sub(s.base))
+	if n >= s.len() {
+		s.base = s.end()
+		s.buf = s.buf[:0]
+		s.off = 0
+		if cap(s.buf) > 1<<16 {
+			// An emptied big buffer goes back to the heap: idle
+			// connections must not pin their peak.
+			s.buf = nil
+		}
+		return
+	}
+	s.off += n
+	s.base = to
+}
+
+// overwrite replaces held bytes from at with b (b must fit within end).
+func (s *stream) overwrite(at seq.Value, b []byte) {
+	i := s.off + int(at.Sub(s.base))
+	copy(s.buf[i:], b)
+}

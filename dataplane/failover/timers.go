@@ -1,0 +1,159 @@
+package failover
+
+import "time"
+
+// trackProgress applies the gray-failure rule: a live member that falls
+// behind its peers (in output, in acknowledging client data, or with its
+// window shut while theirs is open) and does not move for StallTimeout is
+// stalled. A member that moves resets its clock, so a slow but working
+// replica is never taken for a dead one.
+func (c *Conn) trackProgress(now time.Time) {
+	if c.live() < 2 {
+		for i := range c.members {
+			m := &c.members[i]
+			m.outBehind, m.ackBehind, m.winBehind = time.Time{}, time.Time{}, time.Time{}
+		}
+		return
+	}
+	maxOut, maxAck, maxEdge := c.maxContig(), c.aggAck(), c.aggEdge()
+	for i := range c.members {
+		m := &c.members[i]
+		if m.state != memberLive {
+			continue
+		}
+		if m.ack.GreaterThan(maxAck) {
+			maxAck = m.ack
+		}
+		if m.edge.GreaterThan(maxEdge) {
+			maxEdge = m.edge
+		}
+	}
+	for i := range c.members {
+		m := &c.members[i]
+		if m.state != memberLive {
+			continue
+		}
+		m.outBehind = behind(m.outBehind, m.contig.LessThan(maxOut), now)
+		m.ackBehind = behind(m.ackBehind, m.ack.LessThan(maxAck), now)
+		m.winBehind = behind(m.winBehind, m.edge == m.ack && maxEdge.GreaterThan(m.edge), now)
+	}
+}
+
+// behind keeps the time a member fell behind, or clears it.
+func behind(since time.Time, isBehind bool, now time.Time) time.Time {
+	if !isBehind {
+		return time.Time{}
+	}
+	if since.IsZero() {
+		return now
+	}
+	return since
+}
+
+// stalledSince returns when member m's oldest unresolved lag began (zero if none).
+func (m *member) stalledSince() time.Time {
+	t := time.Time{}
+	for _, s := range [...]time.Time{m.outBehind, m.ackBehind, m.winBehind} {
+		if !s.IsZero() && (t.IsZero() || s.Before(t)) {
+			t = s
+		}
+	}
+	return t
+}
+
+// NextDeadline returns when Tick must run next (zero: no timer pending).
+func (c *Conn) NextDeadline() time.Time {
+	var d time.Time
+	take := func(t time.Time) {
+		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
+			d = t
+		}
+	}
+	switch c.state {
+	case StateSynRcvd:
+		take(c.synDeadline)
+		take(c.lastActive.Add(c.p.Embryonic))
+	case StateEstablished:
+		take(c.finDeadline)
+		for i := range c.members {
+			if m := &c.members[i]; m.state == memberLive {
+				if s := m.stalledSince(); !s.IsZero() {
+					take(s.Add(c.p.StallTimeout))
+				}
+			}
+		}
+		take(c.lastActive.Add(c.p.Idle))
+	case StateTimeWait:
+		take(c.twDeadline)
+	}
+	return d
+}
+
+// Tick runs the connection's timers. The engine calls it at NextDeadline
+// (calling it early is harmless).
+func (c *Conn) Tick(now time.Time, out Output) {
+	switch c.state {
+	case StateSynRcvd:
+		if !c.synDeadline.IsZero() && !now.Before(c.synDeadline) {
+			c.completeHandshake(now, out)
+		} else if !now.Before(c.lastActive.Add(c.p.Embryonic)) {
+			for i := range c.members {
+				if c.members[i].state == memberSynAcked {
+					c.resetMember(i, out)
+				}
+			}
+			c.close(now, ReasonEmbryonic, out)
+		}
+	case StateEstablished:
+		if !now.Before(c.lastActive.Add(c.p.Idle)) {
+			for i := range c.members {
+				if c.members[i].state == memberLive {
+					c.resetMember(i, out)
+				}
+			}
+			c.close(now, ReasonIdle, out)
+			return
+		}
+		if !c.finDeadline.IsZero() && !now.Before(c.finDeadline) {
+			c.finDeadline = time.Time{}
+			if !c.finAgreed() {
+				// Some members closed, the others did not follow in
+				// time: the lone closers are the faulty ones.
+				for i := range c.members {
+					if m := &c.members[i]; m.state == memberLive && m.fin && c.live() > 1 {
+						if c.anyLiveWithoutFin() {
+							c.dropMember(now, i, ReasonLoneFIN, true, out)
+						}
+					}
+				}
+			}
+		}
+		for i := range c.members {
+			m := &c.members[i]
+			if m.state != memberLive {
+				continue
+			}
+			if s := m.stalledSince(); !s.IsZero() && !now.Before(s.Add(c.p.StallTimeout)) {
+				// Report once; the engine fails the replica everywhere
+				// (RemoveReplica), which also covers this connection.
+				m.outBehind, m.ackBehind, m.winBehind = time.Time{}, time.Time{}, time.Time{}
+				out.Event(c, Event{Kind: EventStalled, Member: i, From: -1, Reason: ReasonStalled, Time: now})
+			}
+		}
+		c.afterChange(now, out)
+	case StateTimeWait:
+		if !now.Before(c.twDeadline) {
+			c.close(now, ReasonClosed, out)
+		}
+	}
+}
+
+// anyLiveWithoutFin reports whether some live member has not closed.
+func (c *Conn) anyLiveWithoutFin() bool {
+	for i := range c.members {
+		if m := &c.members[i]; m.state == memberLive && !m.fin {
+			return true
+		}
+	}
+	return false
+}
