@@ -1,0 +1,29 @@
+// Package lab builds the network-namespace test lab for ftbridge: one client
+// namespace, one box namespace and N replica namespaces, wired with veth
+// pairs so that the box namespace sits on every path, exactly like the
+// appliance sits between clients and replicas.
+//
+//	client ns            box ns                replica i ns
+//	eth0 198.18.0.1/24 ── up0   (no IP)
+//	                      rp<i> (no IP) ────── eth0 198.18.0.10/24 (the VIP)
+//
+// Every replica carries the same address (the VIP); each sits alone on its
+// own box port, so identical addresses never meet on one wire. Without a
+// bridging program in the box namespace the client and the replicas are not
+// connected at all: the box ports have no address and there is no bridge.
+//
+// Namespaces on one machine share the kernel's secrets (ISN and timestamp
+// offset keys), which hides translation bugs that separate hosts expose. So,
+// unless Options.NoVary is set, replica 1 runs with tcp_timestamps=2 (no
+// random offset) and another tcp_rmem (another window scale) and replica 2
+// with SACK off.
+//
+// Everything a Lab creates carries a per-lab random name, uses only
+// addresses in 198.18.0.0/15, and is removed by Close: recorded processes
+// are killed, namespaces and leftover temporary veths are deleted. Processes
+// are only ever signalled by the PIDs (and their own process groups) that
+// the lab started and recorded, never by name.
+//
+// All functions need root (CAP_NET_ADMIN and CAP_SYS_ADMIN) and the ip and
+// tc commands of iproute2.
+package lab
