@@ -1,0 +1,34 @@
+# ftbridge build and test entry points. `make test` is the project's test
+# command; .ci/run runs it on every submission.
+
+GO ?= go
+# Time each fuzz target gets in `make fuzz-smoke`.
+FUZZTIME ?= 10s
+STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo "$$($(GO) env GOPATH)/bin/staticcheck")
+
+.PHONY: all build test fuzz-smoke vet staticcheck demo
+
+all: build
+
+# Build every command into bin/.
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+# Unit, hygiene and integration tests, then a short run of every fuzz target.
+test:
+	$(GO) test -count=1 -timeout 50m ./...
+	@$(MAKE) --no-print-directory fuzz-smoke
+
+# Run each fuzz target for FUZZTIME; see .ci/fuzz-smoke.
+fuzz-smoke:
+	@GO="$(GO)" FUZZTIME="$(FUZZTIME)" bash .ci/fuzz-smoke
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	$(STATICCHECK) ./...
+
+# The lab with the built-in default configuration.
+demo:
+	$(GO) run ./cmd/ftbridge demo
