@@ -1,0 +1,128 @@
+// Command ftbridged is the ftbridge appliance daemon: it runs the
+// transparent TCP failover dataplane between an uplink and the replica
+// ports named in its configuration file.
+//
+//	ftbridged --config /etc/ftbridge/config.json
+//
+// It runs in the foreground, logs to stderr (one line per event; -json for
+// JSON lines), and stops cleanly on SIGTERM or SIGINT. SIGUSR1 writes a
+// JSON snapshot of the dataplane (replicas, connections, counters) to
+// stderr. It works inside a network namespace (ip netns exec NS ftbridged).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/ftbridge/ftbridge/dataplane/engine"
+	"github.com/ftbridge/ftbridge/firmware/config"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("ftbridged", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "path of the JSON configuration `file` (required)")
+	jsonLog := fs.Bool("json", false, "log events as JSON lines")
+	quiet := fs.Bool("quiet-conns", false, "do not log per-connection open/close events")
+	check := fs.Bool("check", false, "validate the configuration and exit")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	logger := log.New(stderr, "ftbridged: ", log.LstdFlags|log.Lmicroseconds)
+	if *cfgPath == "" {
+		logger.Print("no configuration: use --config FILE")
+		return 2
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		logger.Print(err)
+		return 1
+	}
+	if *check {
+		fmt.Fprintln(stderr, "configuration OK")
+		return 0
+	}
+	eng, err := engine.New(cfg.Dataplane())
+	if err != nil {
+		logger.Print(err)
+		return 1
+	}
+	defer eng.Close()
+
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer cancel()
+	events, unsubscribe := eng.Subscribe(4096)
+	defer unsubscribe()
+	logDone := make(chan struct{})
+	go func() {
+		defer close(logDone)
+		logEvents(logger, stderr, events, *jsonLog, *quiet)
+	}()
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	go func() {
+		for range usr1 {
+			sctx, scancel := context.WithTimeout(ctx, 2*time.Second)
+			snap, err := eng.Snapshot(sctx, 1000)
+			scancel()
+			if err != nil {
+				continue
+			}
+			b, _ := json.Marshal(snap)
+			fmt.Fprintf(stderr, "SNAPSHOT %s\n", b)
+		}
+	}()
+	logger.Printf("running: uplink %s, %d replicas, %d services", cfg.Uplink, len(cfg.Replicas), len(cfg.Services))
+	err = eng.Run(ctx)
+	signal.Stop(usr1)
+	unsubscribe()
+	time.Sleep(10 * time.Millisecond)
+	if err != nil {
+		logger.Print(err)
+		return 1
+	}
+	logger.Print("stopped")
+	return 0
+}
+
+// logEvents writes the dataplane's events as they come.
+func logEvents(logger *log.Logger, w io.Writer, events <-chan engine.Event, asJSON, quiet bool) {
+	for ev := range events {
+		if quiet && (ev.Kind == engine.EventConnEstablished || ev.Kind == engine.EventConnClosed || ev.Kind == engine.EventMemberRemoved) {
+			continue
+		}
+		if asJSON {
+			b, _ := json.Marshal(ev)
+			fmt.Fprintf(w, "%s\n", b)
+			continue
+		}
+		line := string(ev.Kind)
+		add := func(k, v string) {
+			if v != "" {
+				line += " " + k + "=" + v
+			}
+		}
+		add("replica", ev.Replica)
+		add("from", ev.From)
+		add("conn", ev.Conn)
+		add("port", ev.Port)
+		add("reason", ev.Reason)
+		add("detail", ev.Detail)
+		if ev.Offset != 0 {
+			add("offset", fmt.Sprint(ev.Offset))
+		}
+		logger.Print(line)
+	}
+}

@@ -1,0 +1,441 @@
+package engine
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/ftbridge/ftbridge/dataplane/failover"
+	"github.com/ftbridge/ftbridge/dataplane/link"
+	"github.com/ftbridge/ftbridge/dataplane/pkt"
+)
+
+const (
+	rxBatch   = 32
+	rxBufSize = link.VNetHdrLen + 65536 + 256
+	txBufSize = link.VNetHdrLen + pkt.EthernetLen + 60 + 60 + 65535
+	// maxTxFree bounds the transmit buffer pool.
+	maxTxFree = 256
+	// maxNeighbors bounds the uplink neighbour table.
+	maxNeighbors = 4096
+)
+
+// Admin is an operator's setting for a replica.
+type Admin uint8
+
+// Admin settings.
+const (
+	// AdminEnabled: the replica serves new and existing connections.
+	AdminEnabled Admin = iota
+	// AdminDrained: it keeps its connections but takes no new ones.
+	AdminDrained
+	// AdminDisabled: it is taken out of every connection at once.
+	AdminDisabled
+)
+
+var adminNames = [...]string{"enabled", "drained", "disabled"}
+
+// String returns the setting's name.
+func (a Admin) String() string { return adminNames[a] }
+
+// ParseAdmin parses an Admin name.
+func ParseAdmin(s string) (Admin, error) {
+	for i, n := range adminNames {
+		if n == s {
+			return Admin(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown admin state %q (want enabled, drained or disabled)", s)
+}
+
+// port is one open interface.
+type port struct {
+	name string
+	p    *link.Port
+	mac  pkt.MAC
+	vnet bool
+	tx   [][]byte
+	ctr  *PortCounters
+}
+
+// service is one (address, port) the box replicates.
+type service struct {
+	addr   netip.AddrPort
+	params *failover.Params
+}
+
+// connEntry is a table slot: the connection and its timer bookkeeping.
+type connEntry struct {
+	conn  *failover.Conn
+	svc   int
+	sched time.Time
+}
+
+// Engine is a running dataplane.
+type Engine struct {
+	cfg      Config
+	uplink   *port
+	replicas []*replica // indexed by replica id
+	order    []int      // replica ids in preference order
+	services []service
+	svcIndex map[netip.AddrPort]int
+	vips     map[netip.Addr]bool
+	vipMAC   pkt.MAC
+	probeSrc netip.Addr
+
+	conns  map[failover.Key]*connEntry
+	timers timerHeap
+
+	neighbors map[netip.Addr]pkt.MAC
+
+	poller  *link.Poller
+	watcher *link.Watcher
+	ctl     chan func()
+
+	rxBufs  [][]byte
+	rxSizes []int
+	txFree  [][]byte
+	frame   pkt.Frame
+	seg     failover.Segment
+	ipID    uint16
+	now     time.Time
+
+	// pendingFail holds replicas to fail once the current connection call
+	// returns: failing reaches into every connection, and must not run
+	// inside another connection's call.
+	pendingFail []pendingFailure
+
+	hold     failover.HoldBudget
+	counters Counters
+	upCtr    PortCounters
+	events   eventHub
+
+	nextProbe time.Time
+	started   time.Time
+}
+
+type pendingFailure struct {
+	id     int
+	reason failover.Reason
+	detail string
+}
+
+// New opens the ports named by cfg in the current network namespace and
+// returns an engine ready to Run. Replica ports that do not exist yet are
+// not an error: the replica stays down until its interface appears.
+func New(cfg Config) (*Engine, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		cfg:       cfg,
+		svcIndex:  make(map[netip.AddrPort]int),
+		vips:      make(map[netip.Addr]bool),
+		conns:     make(map[failover.Key]*connEntry),
+		neighbors: make(map[netip.Addr]pkt.MAC),
+		ctl:       make(chan func(), 16),
+		probeSrc:  cfg.ProbeSource,
+	}
+	e.hold.Max = cfg.Limits.MaxTotalHoldBytes
+	for _, s := range cfg.Services {
+		params := &failover.Params{
+			Immediate:    s.Release == ReleaseImmediate,
+			SynAckWait:   cfg.Timers.SynAckWait,
+			FinWait:      cfg.Timers.FinWait,
+			TimeWait:     cfg.Timers.TimeWait,
+			Idle:         cfg.Timers.Idle,
+			StallTimeout: cfg.Health.StallTimeout,
+			Embryonic:    5 * time.Second,
+			MaxHold:      cfg.Limits.MaxHoldBytes,
+			Hold:         &e.hold,
+		}
+		e.vips[s.Address] = true
+		for _, p := range s.Ports {
+			ap := netip.AddrPortFrom(s.Address, p)
+			e.svcIndex[ap] = len(e.services)
+			e.services = append(e.services, service{addr: ap, params: params})
+		}
+	}
+	var err error
+	if e.poller, err = link.NewPoller(); err != nil {
+		return nil, err
+	}
+	if e.watcher, err = link.NewWatcher(); err != nil {
+		e.poller.Close()
+		return nil, err
+	}
+	up, err := openPort(cfg.Uplink)
+	if err != nil {
+		e.Close()
+		return nil, fmt.Errorf("uplink: %w", err)
+	}
+	up.ctr = &e.upCtr
+	e.uplink = up
+	e.vipMAC = pkt.MAC(cfg.VIPMAC)
+	if e.vipMAC.IsZero() {
+		e.vipMAC = up.mac
+	}
+	for i, rc := range cfg.Replicas {
+		r := newReplica(i, rc, len(e.services))
+		if p, err := openPort(rc.Interface); err == nil {
+			p.ctr = &r.ctr
+			r.port = p
+			if st, ok := link.LinkState(rc.Interface); ok {
+				r.carrier = st.Up
+			}
+		}
+		e.replicas = append(e.replicas, r)
+		e.order = append(e.order, i)
+	}
+	e.rxBufs = make([][]byte, rxBatch)
+	for i := range e.rxBufs {
+		e.rxBufs[i] = make([]byte, rxBufSize)
+	}
+	e.rxSizes = make([]int, rxBatch)
+	return e, nil
+}
+
+// Validate checks what the engine needs of a configuration. The management
+// plane validates the file with field names; this is the last line.
+func (c Config) Validate() error {
+	if c.Uplink == "" {
+		return errors.New("engine: no uplink interface")
+	}
+	if len(c.Replicas) == 0 {
+		return errors.New("engine: no replicas")
+	}
+	if len(c.Replicas) > 16 {
+		return errors.New("engine: at most 16 replicas")
+	}
+	if len(c.Services) == 0 {
+		return errors.New("engine: no services")
+	}
+	for _, s := range c.Services {
+		if !s.Address.Is4() {
+			return fmt.Errorf("engine: service address %v is not IPv4", s.Address)
+		}
+		if len(s.Ports) == 0 {
+			return fmt.Errorf("engine: service %v has no ports", s.Address)
+		}
+	}
+	if !c.ProbeSource.Is4() {
+		return errors.New("engine: no IPv4 probe source address")
+	}
+	return nil
+}
+
+func openPort(name string) (*port, error) {
+	p, err := link.Open(name, &link.Options{VNetHdr: true, Promisc: true})
+	if err != nil {
+		return nil, err
+	}
+	return &port{name: name, p: p, mac: pkt.MAC(p.MAC()), vnet: p.VNetHdr()}, nil
+}
+
+// Counters returns the engine's live counters.
+func (e *Engine) Counters() *Counters { return &e.counters }
+
+// Close releases the engine's sockets. Call it after Run returned.
+func (e *Engine) Close() error {
+	if e.uplink != nil {
+		e.uplink.p.Close()
+	}
+	for _, r := range e.replicas {
+		if r.port != nil {
+			r.port.p.Close()
+			r.port = nil
+		}
+	}
+	if e.watcher != nil {
+		e.watcher.Close()
+	}
+	if e.poller != nil {
+		e.poller.Close()
+	}
+	return nil
+}
+
+// Run runs the dataplane until ctx ends. It locks its goroutine to one OS
+// thread: the loop is the only place that touches connection state.
+func (e *Engine) Run(ctx context.Context) error {
+	e.started = time.Now()
+	e.now = e.started
+	stop := context.AfterFunc(ctx, e.poller.Wake)
+	defer stop()
+	e.publish(Event{Kind: EventStarted, Detail: fmt.Sprintf("%d replicas, %d service ports", len(e.replicas), len(e.services))})
+	e.gratuitousARP()
+	fds := make([]int, 0, 2+len(e.replicas))
+	owners := make([]*port, 0, cap(fds))
+	ready := make([]bool, cap(fds))
+	for ctx.Err() == nil {
+		fds, owners = fds[:0], owners[:0]
+		fds = append(fds, e.watcher.Fd())
+		owners = append(owners, nil)
+		fds = append(fds, e.uplink.p.Fd())
+		owners = append(owners, e.uplink)
+		for _, r := range e.replicas {
+			if r.port != nil {
+				fds = append(fds, r.port.p.Fd())
+				owners = append(owners, r.port)
+			}
+		}
+		timeout := e.nextWake(time.Now())
+		if _, err := e.poller.Wait(fds, ready[:len(fds)], timeout); err != nil {
+			return err
+		}
+		e.now = time.Now()
+		e.runControl()
+		for i, fd := range fds {
+			if !ready[i] {
+				continue
+			}
+			if i == 0 {
+				e.handleLinkEvents()
+				continue
+			}
+			_ = fd
+			e.readPort(owners[i])
+		}
+		e.now = time.Now()
+		e.runTimers()
+		e.runProbes()
+		e.runPendingFailures()
+		e.flushAll()
+	}
+	e.publish(Event{Kind: EventStopped})
+	return nil
+}
+
+// runControl executes queued control requests on the loop's goroutine.
+func (e *Engine) runControl() {
+	for {
+		select {
+		case f := <-e.ctl:
+			f()
+		default:
+			return
+		}
+	}
+}
+
+// do runs f on the loop and waits for it.
+func (e *Engine) do(ctx context.Context, f func()) error {
+	done := make(chan struct{})
+	select {
+	case e.ctl <- func() { f(); close(done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	e.poller.Wake()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// nextWake returns how long the loop may sleep.
+func (e *Engine) nextWake(now time.Time) time.Duration {
+	d := e.nextProbe.Sub(now)
+	if len(e.timers) > 0 {
+		d = min(d, e.timers[0].at.Sub(now))
+	}
+	return max(d, 0)
+}
+
+// readPort drains a port in batches, bounded so one busy port cannot
+// starve the others.
+func (e *Engine) readPort(p *port) {
+	for round := 0; round < 8; round++ {
+		n, err := p.p.ReadBatch(e.rxBufs, e.rxSizes)
+		if err != nil {
+			e.portError(p, err)
+			return
+		}
+		for i := 0; i < n; i++ {
+			size := e.rxSizes[i]
+			if size < 0 {
+				e.drop(DropTruncated)
+				continue
+			}
+			p.ctr.RxFrames.Add(1)
+			p.ctr.RxBytes.Add(uint64(size))
+			e.handleFrame(p, e.rxBufs[i][:size])
+		}
+		if n < len(e.rxBufs) {
+			return
+		}
+		e.flushAll()
+	}
+}
+
+func (e *Engine) drop(r DropReason) { e.counters.Drops[r].Add(1) }
+
+func (e *Engine) publish(ev Event) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	e.events.publish(ev)
+	e.counters.EventsDropped.Store(e.events.dropped.Load())
+}
+
+// timerHeap orders connection deadlines.
+type timerHeap []timerItem
+
+type timerItem struct {
+	at time.Time
+	e  *connEntry
+}
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timerItem)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// schedule (re)arms a connection's timer after it changed, and removes a
+// closed connection from the table.
+func (e *Engine) schedule(ce *connEntry) {
+	c := ce.conn
+	if c.State() == failover.StateClosed {
+		if e.conns[c.Key()] == ce {
+			delete(e.conns, c.Key())
+			e.counters.ActiveConns.Add(-1)
+			e.counters.ConnsClosed.Add(1)
+		}
+		ce.sched = time.Time{}
+		return
+	}
+	d := c.NextDeadline()
+	if d.IsZero() || (!ce.sched.IsZero() && !d.Before(ce.sched)) {
+		return
+	}
+	ce.sched = d
+	heap.Push(&e.timers, timerItem{at: d, e: ce})
+}
+
+// runTimers ticks every connection whose deadline passed. Heap entries
+// whose deadline no longer matches the connection's are stale and skipped.
+func (e *Engine) runTimers() {
+	for len(e.timers) > 0 && !e.timers[0].at.After(e.now) {
+		it := heap.Pop(&e.timers).(timerItem)
+		ce := it.e
+		if !ce.sched.Equal(it.at) {
+			continue
+		}
+		ce.sched = time.Time{}
+		ce.conn.Tick(e.now, e)
+		e.schedule(ce)
+	}
+	e.counters.HeldBytes.Store(e.hold.Used)
+}

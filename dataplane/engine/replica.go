@@ -1,0 +1,292 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ftbridge/ftbridge/dataplane/failover"
+	"github.com/ftbridge/ftbridge/dataplane/link"
+	"github.com/ftbridge/ftbridge/dataplane/pkt"
+)
+
+// replica is one replica port and what the box knows of its health.
+type replica struct {
+	id      int
+	name    string
+	ifname  string
+	port    *port
+	ctr     PortCounters
+	peer    pkt.MAC // the replica's MAC, learned from its frames
+	carrier bool
+	admin   Admin
+
+	// up is the replica-wide verdict (carrier, ARP, no stall).
+	up         bool
+	okStreak   int
+	failStreak int
+	arpSeen    bool // an ARP reply arrived in the current probe round
+	holdUntil  time.Time
+	holdFactor int
+	lastChange time.Time
+	reason     string
+
+	// Per service port: the TCP probe's verdict.
+	svcUp     []bool
+	svcOK     []int
+	svcFail   []int
+	svcSeen   []bool
+	probePort []uint16 // source port of the current probe per service
+	probeSent time.Time
+	rtt       time.Duration
+}
+
+func newReplica(id int, rc ReplicaConfig, nsvc int) *replica {
+	return &replica{
+		id: id, name: rc.Name, ifname: rc.Interface,
+		svcUp: make([]bool, nsvc), svcOK: make([]int, nsvc), svcFail: make([]int, nsvc),
+		svcSeen: make([]bool, nsvc), probePort: make([]uint16, nsvc),
+		reason: "starting",
+	}
+}
+
+// eligible reports whether the replica may take a new connection on service svc.
+func (r *replica) eligible(svc int, now time.Time) bool {
+	return r.up && r.admin == AdminEnabled && r.port != nil && r.svcUp[svc] && !now.Before(r.holdUntil)
+}
+
+// serving reports whether the replica may keep serving connections.
+func (r *replica) serving() bool {
+	return r.up && r.admin != AdminDisabled && r.port != nil
+}
+
+// runProbes starts a probe round on every replica port when one is due,
+// judging the previous round first.
+func (e *Engine) runProbes() {
+	if e.now.Before(e.nextProbe) {
+		return
+	}
+	e.nextProbe = e.now.Add(e.cfg.Health.Interval)
+	for _, r := range e.replicas {
+		e.judgeRound(r)
+		e.sendProbes(r)
+	}
+}
+
+// judgeRound turns the previous round's answers into state changes.
+func (e *Engine) judgeRound(r *replica) {
+	h := e.cfg.Health
+	good := r.arpSeen && r.carrier && r.port != nil
+	r.arpSeen = false
+	if good {
+		r.okStreak++
+		r.failStreak = 0
+	} else {
+		r.failStreak++
+		r.okStreak = 0
+	}
+	switch {
+	case r.up && r.failStreak >= h.FailAfter:
+		why := "no ARP reply"
+		if !r.carrier || r.port == nil {
+			why = "link down"
+		}
+		e.setDown(r, why, failover.ReasonReplicaDown)
+	case !r.up && r.okStreak >= h.RiseAfter && !e.now.Before(r.holdUntil):
+		r.up = true
+		r.lastChange = e.now
+		r.reason = ""
+		e.publish(Event{Kind: EventReplicaUp, Replica: r.name})
+	}
+	for s := range e.services {
+		if r.svcSeen[s] {
+			r.svcOK[s]++
+			r.svcFail[s] = 0
+		} else if r.probePort[s] != 0 {
+			r.svcFail[s]++
+			r.svcOK[s] = 0
+		}
+		r.svcSeen[s] = false
+		switch {
+		case r.svcUp[s] && r.svcFail[s] >= h.FailAfter:
+			e.setServiceDown(r, s, "TCP probe unanswered")
+		case !r.svcUp[s] && r.svcOK[s] >= h.RiseAfter:
+			r.svcUp[s] = true
+			e.publish(Event{Kind: EventReplicaUp, Replica: r.name, Port: e.services[s].addr.String()})
+		}
+	}
+}
+
+// setDown fails a replica for every connection at once.
+func (e *Engine) setDown(r *replica, why string, reason failover.Reason) {
+	if r.up {
+		r.up = false
+		r.lastChange = e.now
+		r.reason = why
+		e.publish(Event{Kind: EventReplicaDown, Replica: r.name, Reason: why})
+	}
+	r.okStreak = 0
+	e.failReplicaConns(r, -1, reason)
+}
+
+// setServiceDown fails a replica for one service port (its server there
+// is gone while the host lives).
+func (e *Engine) setServiceDown(r *replica, svc int, why string) {
+	if r.svcUp[svc] {
+		r.svcUp[svc] = false
+		e.publish(Event{Kind: EventReplicaDown, Replica: r.name, Port: e.services[svc].addr.String(), Reason: why})
+	}
+	r.svcOK[svc] = 0
+	e.failReplicaConns(r, svc, failover.ReasonReplicaDown)
+}
+
+// failReplicaConns takes replica r out of its connections (of service svc,
+// or all when svc < 0).
+func (e *Engine) failReplicaConns(r *replica, svc int, reason failover.Reason) {
+	rst := r.port != nil && r.carrier
+	for _, ce := range e.conns {
+		if svc >= 0 && ce.svc != svc {
+			continue
+		}
+		ce.conn.RemoveReplica(e.now, r.id, reason, rst, e)
+		e.schedule(ce)
+	}
+}
+
+// runPendingFailures fails the replicas that connections found stalled.
+func (e *Engine) runPendingFailures() {
+	for len(e.pendingFail) > 0 {
+		pf := e.pendingFail[0]
+		e.pendingFail = e.pendingFail[1:]
+		r := e.replicas[pf.id]
+		if pf.reason == failover.ReasonStalled {
+			// A stalled replica's kernel still answers probes: hold it
+			// out for a while, longer each time it repeats.
+			r.holdFactor = min(max(r.holdFactor*2, 1), 64)
+			r.holdUntil = e.now.Add(time.Duration(r.holdFactor) * e.cfg.Health.HoldDown)
+		}
+		e.setDown(r, pf.detail, pf.reason)
+	}
+}
+
+// sendProbes sends an ARP request for the service address and a TCP SYN to
+// every service port, with the box's probe address as source.
+func (e *Engine) sendProbes(r *replica) {
+	if r.port == nil {
+		return
+	}
+	r.probeSent = e.now
+	vip := e.services[0].addr.Addr()
+	buf := e.txBuf(r.port)
+	n := r.port.hdrRoom()
+	pkt.EncodeEthernet(buf[n:], pkt.BroadcastMAC, r.port.mac, pkt.EtherTypeARP)
+	pkt.EncodeARP(buf[n+pkt.EthernetLen:], pkt.ARPRequest, r.port.mac, e.probeSrc, pkt.MAC{}, vip)
+	e.queue(r.port, buf[:n+pkt.EthernetLen+pkt.ARPLen])
+	e.counters.ProbesSent.Add(1)
+	if r.peer.IsZero() {
+		return // the SYN needs the replica's MAC
+	}
+	for s := range e.services {
+		// A fresh source port per round: answers to old rounds are
+		// recognised by port and do not count twice.
+		r.probePort[s] = 33000 + uint16((int(e.counters.ProbesSent.Add(1))*7+s)%28000)
+		svc := e.services[s].addr
+		h := failover.Header{Seq: uint32(e.now.UnixNano()), Flags: pkt.TCPFlagSyn, Window: 1024, MSS: 536, WScale: -1}
+		e.sendTCP(r.port, r.peer, r.port.mac, netipAddrPort(e.probeSrc, r.probePort[s]), svc, &h, nil)
+	}
+}
+
+// probeReply handles a frame from a replica addressed to the probe source.
+func (e *Engine) probeReply(r *replica, f *pkt.Frame) {
+	t := f.TCP
+	for s := range e.services {
+		if t.DstPort() != r.probePort[s] || t.SrcPort() != e.services[s].addr.Port() {
+			continue
+		}
+		fl := t.Flags()
+		switch {
+		case fl.Has(pkt.TCPFlagRst):
+			// No listener: the server process is gone. No need to wait
+			// for more rounds.
+			r.svcFail[s] = e.cfg.Health.FailAfter
+			e.setServiceDown(r, s, "TCP probe refused (RST)")
+		case fl.Has(pkt.TCPFlagSyn | pkt.TCPFlagAck):
+			r.svcSeen[s] = true
+			r.rtt = e.now.Sub(r.probeSent)
+			h := failover.Header{Seq: t.Ack(), Flags: pkt.TCPFlagRst, WScale: -1}
+			e.sendTCP(r.port, r.peer, r.port.mac, netipAddrPort(e.probeSrc, t.DstPort()), e.services[s].addr, &h, nil)
+		}
+		return
+	}
+}
+
+// portError handles a read or write error on a port.
+func (e *Engine) portError(p *port, err error) {
+	if p == e.uplink {
+		if !errors.Is(err, link.ErrLinkDown) {
+			e.drop(DropPortDown)
+		}
+		return
+	}
+	for _, r := range e.replicas {
+		if r.port == p {
+			e.portGone(r, err)
+		}
+	}
+}
+
+// portGone closes a replica's port after its interface vanished (a deleted
+// namespace takes its veth along): a port failure, not a reason to exit.
+func (e *Engine) portGone(r *replica, err error) {
+	if errors.Is(err, link.ErrLinkDown) {
+		r.carrier = false
+		e.setDown(r, "link down", failover.ReasonReplicaDown)
+		return
+	}
+	if r.port != nil {
+		r.port.p.Close()
+		r.port = nil
+	}
+	r.carrier = false
+	e.publish(Event{Kind: EventPortGone, Replica: r.name, Port: r.ifname, Reason: fmt.Sprint(err)})
+	e.setDown(r, "port gone", failover.ReasonReplicaDown)
+}
+
+// handleLinkEvents follows carrier and interface changes (netlink), the
+// fastest failure signal there is.
+func (e *Engine) handleLinkEvents() {
+	evs, err := e.watcher.Read()
+	if errors.Is(err, link.ErrEventsLost) {
+		evs, _ = e.watcher.Dump()
+	}
+	for _, ev := range evs {
+		for _, r := range e.replicas {
+			if ev.Name != r.ifname {
+				continue
+			}
+			switch {
+			case ev.Deleted:
+				e.portGone(r, link.ErrPortGone)
+			case r.port != nil && r.port.p.Index() != ev.Index:
+				// Same name, new interface: reopen.
+				r.port.p.Close()
+				r.port = nil
+				fallthrough
+			case r.port == nil:
+				if p, err := openPort(r.ifname); err == nil {
+					p.ctr = &r.ctr
+					r.port = p
+					r.peer = pkt.MAC{}
+					r.carrier = ev.Up
+					e.publish(Event{Kind: EventPortBack, Replica: r.name, Port: r.ifname})
+				}
+			default:
+				if r.carrier && !ev.Up {
+					r.carrier = false
+					e.setDown(r, "carrier lost", failover.ReasonReplicaDown)
+				}
+				r.carrier = ev.Up
+			}
+		}
+	}
+}
