@@ -29,7 +29,8 @@ func (m MAC) String() string {
 }
 
 // ParseMAC parses six two-digit hex octets separated by ':' or '-' (one
-// separator style throughout), in either case. Unlike net.ParseMAC it rejects
+// separator style throughout), in either case. On error it returns the zero
+// MAC. Unlike net.ParseMAC it rejects
 // EUI-64 and InfiniBand forms, since only 48-bit Ethernet addresses are
 // meaningful here.
 func ParseMAC(s string) (MAC, error) {
@@ -44,12 +45,12 @@ func ParseMAC(s string) (MAC, error) {
 	for i := range m {
 		off := i * 3
 		if i > 0 && s[off-1] != sep {
-			return m, errBadMAC
+			return MAC{}, errBadMAC
 		}
 		hi, ok1 := unhex(s[off])
 		lo, ok2 := unhex(s[off+1])
 		if !ok1 || !ok2 {
-			return m, errBadMAC
+			return MAC{}, errBadMAC
 		}
 		m[i] = hi<<4 | lo
 	}
