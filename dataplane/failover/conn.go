@@ -87,18 +87,17 @@ type Conn struct {
 	primary int // member index, -1 when none
 
 	// Client side (client space).
-	cISN     seq.Value
-	cNxt     seq.Value
-	cWS      uint8
-	cWSOK    bool
-	cMSS     uint16
-	cSACKOK  bool
-	cTS      bool
-	cTSVal   uint32
-	cSynWin  uint16
-	cFin     bool
-	cFinSeq  seq.Value
-	synFlags pkt.TCPFlags
+	cISN    seq.Value
+	cNxt    seq.Value
+	cWS     uint8
+	cWSOK   bool
+	cMSS    uint16
+	cSACKOK bool
+	cTS     bool
+	cTSVal  uint32
+	cSynWin uint16
+	cFin    bool
+	cFinSeq seq.Value
 
 	// The view (what the client was shown in the SYN-ACK).
 	vISN   seq.Value
@@ -419,4 +418,18 @@ func (c *Conn) SendMSS() int {
 		mss -= 12 // the timestamp option, padded, counts against the MSS
 	}
 	return max(mss, 64)
+}
+
+// ClientISN returns the client's initial sequence number.
+func (c *Conn) ClientISN() uint32 { return uint32(c.cISN) }
+
+// Abandon ends the connection at once (a new connection reuses its key):
+// the live members are reset so their servers let go of it too.
+func (c *Conn) Abandon(now time.Time, out Output) {
+	for i := range c.members {
+		if s := c.members[i].state; s == memberLive || s == memberSynAcked {
+			c.resetMember(i, out)
+		}
+	}
+	c.close(now, ReasonClosed, out)
 }
