@@ -31,6 +31,10 @@ func main() {
 }
 
 func run(args []string, stderr io.Writer) int {
+	// Take SIGUSR1 over first: its default action would kill the daemon.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
 	fs := flag.NewFlagSet("ftbridged", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "path of the JSON configuration `file` (required)")
@@ -65,13 +69,9 @@ func run(args []string, stderr io.Writer) int {
 	defer cancel()
 	events, unsubscribe := eng.Subscribe(4096)
 	defer unsubscribe()
-	logDone := make(chan struct{})
 	go func() {
-		defer close(logDone)
 		logEvents(logger, stderr, events, *jsonLog, *quiet)
 	}()
-	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1)
 	go func() {
 		for range usr1 {
 			sctx, scancel := context.WithTimeout(ctx, 2*time.Second)

@@ -48,8 +48,7 @@ type Proc struct {
 
 // Start starts name inside ns as a long-running process in its own process
 // group, records it for Close, and sends its stdout and stderr to a log
-// file under Dir. The process also gets SIGKILL if the thread that started
-// it dies (Pdeathsig), a last line of defence when a test binary crashes.
+// file under Dir.
 func (l *Lab) Start(ns string, name string, args ...string) (*Proc, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -73,7 +72,10 @@ func (l *Lab) Start(ns string, name string, args ...string) (*Proc, error) {
 	// process forked (nginx workers, redis children) without ever
 	// signalling anything by name. ip netns exec execs in place, so the
 	// recorded PID is the program itself.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// No Pdeathsig: it fires when the forking OS thread exits, and Go
+	// discards threads (Dial and InNS retire their setns'd threads), which
+	// would kill a healthy replica at random. Close reaps instead.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("lab: start %s in %s: %w", name, ns, err)
 	}
