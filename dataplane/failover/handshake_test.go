@@ -85,7 +85,7 @@ func TestHandshakeOptionsNotAllOffered(t *testing.T) {
 	cli := defaultCli()
 	a := rc(10, 0xFFFFFFF0, 100)
 	b := rc(11, 0x100, 200)
-	b.ws = -1     // no window scale
+	b.ws = -1      // no window scale
 	b.sack = false // no SACK
 	b.mss = 1200
 	f := newConnOnly(t, testParams(), cli, a, b)
