@@ -99,7 +99,7 @@ func (c *Conn) clientReset(now time.Time, s *Segment, out Output) {
 			return
 		}
 		for i := range c.members {
-			if c.members[i].state == memberLive {
+			if st := c.members[i].state; st == memberLive || st == memberSynAcked {
 				c.resetMember(i, out)
 			}
 		}
@@ -124,7 +124,13 @@ func (c *Conn) forwardToReplicas(s *Segment, out Output) {
 			GSOSize: s.GSOSize,
 		}
 		if s.Flags.Has(pkt.TCPFlagAck) {
-			h.Ack = uint32(c.ackForMember(m, seq.Value(s.Ack)))
+			// c.cAck, not s.Ack: an ACK of output the client never got
+			// was capped by clientAck and must not reach a replica.
+			a := seq.Value(s.Ack)
+			if a.GreaterThan(c.cAck) {
+				a = c.cAck
+			}
+			h.Ack = uint32(c.ackForMember(m, a))
 		}
 		if c.vTS && s.HasTS {
 			h.HasTS = true

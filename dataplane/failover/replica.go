@@ -62,7 +62,9 @@ func (c *Conn) FromReplica(now time.Time, i int, s *Segment, out Output) {
 			m.sndNxt = end
 		}
 		if !c.replicaData(now, i, s, out) {
-			return // the member left
+			// The member left; what it held back may be releasable now.
+			c.afterChange(now, out)
+			return
 		}
 	}
 	if dupAck && m.ack == c.aggAck() && c.cNxt.GreaterThan(m.ack) {
@@ -133,6 +135,12 @@ func (c *Conn) replicaData(now time.Time, i int, s *Segment, out Output) bool {
 		if k := firstDiff(held, data[:ov]); k >= 0 {
 			at := start.Add(uint32(k))
 			if i != c.primary {
+				c.diverge(now, i, at, out)
+				return false
+			}
+			if at.LessThan(c.rel) {
+				// The client already has other bytes at this offset:
+				// this member cannot continue the client's stream.
 				c.diverge(now, i, at, out)
 				return false
 			}
