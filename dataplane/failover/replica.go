@@ -67,6 +67,11 @@ func (c *Conn) FromReplica(now time.Time, i int, s *Segment, out Output) {
 			return
 		}
 	}
+	if n == 0 && !fin && seq.Value(s.Seq).Add(1) == m.sndNxt && i == c.primary {
+		// A keepalive or zero-window probe (one below snd_una, no data):
+		// pass it on so the client's answer reaches every member.
+		c.probeClient(out)
+	}
 	if dupAck && m.ack == c.aggAck() && c.cNxt.GreaterThan(m.ack) {
 		// The slowest member misses client data: let the client see the
 		// duplicate ACK so it retransmits quickly.
@@ -366,4 +371,19 @@ func firstDiff(a, b []byte) int {
 		}
 	}
 	return -1
+}
+
+// probeClient sends the client a keepalive: one below what it has
+// acknowledged, no data, so that it answers with its ACK and window.
+func (c *Conn) probeClient(out Output) {
+	if c.state != StateEstablished || c.cAck.LessThan(c.rel) {
+		return // output in flight will draw an answer anyway
+	}
+	var h Header
+	sq := c.rel
+	if c.finSent {
+		sq = sq.Add(1)
+	}
+	c.clientHeader(&h, sq.Add(^uint32(0)))
+	out.ToClient(c, &h, nil)
 }
