@@ -20,6 +20,7 @@ const (
 	EventMemberRemoved   EventKind = "member-removed"
 	EventDiverged        EventKind = "diverged"
 	EventStalled         EventKind = "stalled"
+	EventReplicaICMP     EventKind = "replica-icmp"
 	EventConnRefused     EventKind = "conn-refused"
 	EventConnEstablished EventKind = "conn-established"
 	EventConnClosed      EventKind = "conn-closed"

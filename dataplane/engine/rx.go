@@ -325,6 +325,9 @@ func (e *Engine) bridgeOther(p *port, r *replica, vh pkt.VNetHdr, b []byte) {
 		e.forwardFrame(pr.port, pr.peer, pr.port.mac, vh, b)
 		return
 	}
+	if ip.Protocol() == pkt.ProtoICMP && e.icmpUnreachable(r, ip) {
+		return
+	}
 	if pr := e.primaryReplica(); pr != r {
 		e.drop(DropBackupTraffic)
 		return
@@ -381,4 +384,32 @@ func (e *Engine) resetUnknown(p *port, dstMAC, srcMAC pkt.MAC, from, to netip.Ad
 		h.Flags |= pkt.TCPFlagAck
 	}
 	e.sendTCP(p, dstMAC, srcMAC, from, to, &h, nil)
+}
+
+// icmpUnreachable looks at an ICMP message from a replica: a destination
+// unreachable that quotes one of the replica's service segments is a sign
+// of trouble on its side, so its health is checked again at once instead
+// of at the next probe round. It reports whether the message was consumed.
+func (e *Engine) icmpUnreachable(r *replica, ip pkt.IPv4) bool {
+	icmp := ip.Payload()
+	if len(icmp) < 8+pkt.IPv4MinLen+4 || icmp[0] != 3 {
+		return false
+	}
+	quoted := pkt.IPv4(icmp[8:])
+	// The quote is a header plus at least 8 bytes, not a whole packet:
+	// check the header alone.
+	if quoted[0]>>4 != 4 || quoted.HeaderLen() < pkt.IPv4MinLen || len(quoted) < quoted.HeaderLen()+4 ||
+		quoted.Protocol() != pkt.ProtoTCP {
+		return false
+	}
+	tcp := quoted[quoted.HeaderLen():]
+	src := netipAddrPort(quoted.Src(), uint16(tcp[0])<<8|uint16(tcp[1]))
+	if _, ok := e.svcIndex[src]; !ok {
+		return false
+	}
+	e.counters.ICMPUnreachable.Add(1)
+	// Probe now rather than at the next round: r's verdict comes sooner.
+	e.nextProbe = e.now
+	e.publish(Event{Kind: EventReplicaICMP, Replica: r.name, Port: src.String(), Reason: "ICMP destination unreachable"})
+	return true
 }
