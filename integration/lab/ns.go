@@ -20,8 +20,6 @@ const netnsDir = "/run/netns"
 // thread is never unlocked, so the Go runtime destroys it when the
 // goroutine ends instead of reusing a thread in the wrong namespace.
 // Sockets opened in fn stay in ns and may be used from anywhere afterwards.
-// Do not Start processes from fn: their Pdeathsig fires when the thread
-// goes away.
 func (l *Lab) InNS(ns string, fn func() error) error {
 	if err := l.usable(ns); err != nil {
 		return err
