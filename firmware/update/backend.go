@@ -70,7 +70,8 @@ func (sys *System) Activate(s Slot) (Entry, error) {
 // findKernel returns the newest kernel and its initramfs in root/boot.
 func findKernel(root string) (kernel, initrd string, err error) {
 	ks, _ := filepath.Glob(filepath.Join(root, "boot", "vmlinuz-*"))
-	sort.Strings(ks)
+	// 6.1.0-10 is newer than 6.1.0-9: compare digit runs as numbers.
+	sort.Slice(ks, func(i, j int) bool { return versionLess(ks[i], ks[j]) })
 	if len(ks) == 0 {
 		return "", "", errors.New("no /boot/vmlinuz-* in the root")
 	}
@@ -261,4 +262,36 @@ func (sys *System) BackendMain(args []string, stdout, stderr io.Writer) int {
 		return fail(fmt.Errorf("unknown operation %q", args[0]))
 	}
 	return 0
+}
+
+// versionLess compares strings with runs of digits compared by value, the
+// way kernel versions order.
+func versionLess(a, b string) bool {
+	for a != "" && b != "" {
+		da, db := digits(a), digits(b)
+		if da > 0 && db > 0 {
+			na, nb := strings.TrimLeft(a[:da], "0"), strings.TrimLeft(b[:db], "0")
+			if len(na) != len(nb) {
+				return len(na) < len(nb)
+			}
+			if na != nb {
+				return na < nb
+			}
+			a, b = a[da:], b[db:]
+			continue
+		}
+		if a[0] != b[0] {
+			return a[0] < b[0]
+		}
+		a, b = a[1:], b[1:]
+	}
+	return len(a) < len(b)
+}
+
+func digits(s string) int {
+	n := 0
+	for n < len(s) && s[n] >= '0' && s[n] <= '9' {
+		n++
+	}
+	return n
 }

@@ -306,3 +306,14 @@ func TestInstallSlotReplacesOnlyThatSlot(t *testing.T) {
 		t.Fatalf("temporary files left: %v", leftovers)
 	}
 }
+
+func TestVersionLess(t *testing.T) {
+	ordered := []string{"vmlinuz-6.1.0-9-amd64", "vmlinuz-6.1.0-10-amd64", "vmlinuz-6.1.0-10-amd64x", "vmlinuz-6.12.1-1-amd64"}
+	for i := range ordered {
+		for j := range ordered {
+			if got := versionLess(ordered[i], ordered[j]); got != (i < j) {
+				t.Errorf("versionLess(%q, %q) = %v", ordered[i], ordered[j], got)
+			}
+		}
+	}
+}
