@@ -42,6 +42,10 @@ type Config struct {
 	Limits Limits `json:"limits,omitzero"`
 	// Timers holds per-connection timers.
 	Timers Timers `json:"timers,omitzero"`
+	// Management configures the management plane (API, authentication,
+	// history). Nil means the document has no "management" section: the
+	// daemon then runs the management plane only when given --data-dir.
+	Management *Management `json:"management,omitempty"`
 }
 
 // Replica names one replica and the box port it sits on.

@@ -163,6 +163,11 @@ func (w *walker) value(t reflect.Type, path string, optional bool) error {
 	if err != nil {
 		return err
 	}
+	return w.valueFrom(tok, t, path, optional)
+}
+
+// valueFrom is value with the value's first token already read.
+func (w *walker) valueFrom(tok json.Token, t reflect.Type, path string, optional bool) error {
 	at := path
 	if at == "" {
 		at = "document"
@@ -174,6 +179,10 @@ func (w *walker) value(t reflect.Type, path string, optional bool) error {
 		return fieldErr(at, "null is not allowed")
 	}
 	switch {
+	case t.Kind() == reflect.Pointer:
+		// An optional section: the pointer only records whether the
+		// document has it, so check the token against the pointed-to type.
+		return w.valueFrom(tok, t.Elem(), path, optional)
 	case t == durationType:
 		s, ok := tok.(string)
 		if !ok {
@@ -185,6 +194,13 @@ func (w *walker) value(t reflect.Type, path string, optional bool) error {
 		}
 		if d == 0 && optional {
 			return fieldErr(at, "%q is not allowed; omit the key to use the default", s)
+		}
+		return nil
+	case t.Kind() == reflect.Bool:
+		// Both values are accepted even for optional booleans: unlike a
+		// zero number, an explicit false is a clear statement.
+		if _, ok := tok.(bool); !ok {
+			return fieldErr(at, "want true or false, got %s", describe(tok))
 		}
 		return nil
 	case t.Kind() == reflect.String:

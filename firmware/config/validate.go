@@ -82,7 +82,7 @@ func (c *Config) Validate() error {
 			return fieldErr("probe_source", "the derived address %s is services[%d].address; set probe_source", ec.ProbeSource, i)
 		}
 	}
-	return nil
+	return c.validateManagement()
 }
 
 func (c *Config) validateReplicas() error {
