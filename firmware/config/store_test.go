@@ -73,7 +73,7 @@ func (env *storeEnv) open() (*Store, error) {
 			env.fail = nil
 			return false, err
 		}
-		env.applied = append(env.applied, strconv.Itoa(key(old)) + "->" + strconv.Itoa(key(new)))
+		env.applied = append(env.applied, strconv.Itoa(key(old))+"->"+strconv.Itoa(key(new)))
 		return !DataplaneEqual(old, new), nil
 	})
 	return s, nil
@@ -143,8 +143,10 @@ func TestStoreCorruptFileFallsBack(t *testing.T) {
 		"truncated": func(p string) error { return os.WriteFile(p, []byte(storeDoc[:len(storeDoc)/2]), 0o600) },
 		"empty":     func(p string) error { return os.WriteFile(p, nil, 0o600) },
 		"garbage":   func(p string) error { return os.WriteFile(p, []byte("\x00\xff{{{"), 0o600) },
-		"invalid":   func(p string) error { return os.WriteFile(p, []byte(strings.Replace(storeDoc, "port2", "port1", 1)), 0o600) },
-		"missing":   os.Remove,
+		"invalid": func(p string) error {
+			return os.WriteFile(p, []byte(strings.Replace(storeDoc, "port2", "port1", 1)), 0o600)
+		},
+		"missing": os.Remove,
 	} {
 		t.Run(name, func(t *testing.T) {
 			env := newStoreEnv(t)
