@@ -33,9 +33,11 @@ func (c *Conn) FromClient(now time.Time, s *Segment, out Output) {
 	n := uint32(len(s.Payload))
 	fin := s.Flags.Has(pkt.TCPFlagFin)
 	end := seq.Value(s.Seq).Add(n)
+	c.logInput(seq.Value(s.Seq), s.Payload)
 	if fin {
 		if !c.cFin {
 			c.cFin, c.cFinSeq = true, end
+			c.failJoins(now, ReasonClosing, out)
 		}
 		end = end.Add(1)
 	}
@@ -44,6 +46,12 @@ func (c *Conn) FromClient(now time.Time, s *Segment, out Output) {
 		c.cNxt = end
 	}
 	c.forwardToReplicas(s, out)
+	for i := range c.members {
+		if c.members[i].state == memberJoining {
+			c.replay(now, i, out)
+			c.maybeCompleteJoin(now, i, out)
+		}
+	}
 	if (n > 0 || fin) && end.LessThanEq(c.aggAck()) {
 		// Every replica has it already: the client retransmits because
 		// it missed our ACK (or probes a window/keepalive). Answer it.
@@ -196,9 +204,11 @@ func (c *Conn) trim() {
 			to = m.contig
 		}
 	}
+	to = c.joinTrimLimit(to)
 	if to.GreaterThan(c.out.end()) {
 		to = c.out.end()
 	}
+	c.hashTrimmed(to)
 	before := c.out.len()
 	c.out.trim(to)
 	c.p.Hold.Used -= int64(before - c.out.len())

@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"hash/maphash"
 	"time"
 
 	"github.com/ftbridge/ftbridge/dataplane/pkt"
@@ -34,6 +35,7 @@ const (
 	memberSynAcked                    // SYN-ACK seen, handshake not finished
 	memberLive                        // part of the connection
 	memberGone                        // removed; anything it sends is answered with RST
+	memberJoining                     // being brought into a live connection (rejoin.go)
 )
 
 // member is one replica's leg of a connection.
@@ -72,6 +74,14 @@ type member struct {
 	// Gray-failure bookkeeping: when it fell behind its peers without
 	// moving since (zero = not behind).
 	outBehind, ackBehind, winBehind time.Time
+
+	// taintEnd (tolerant mode): the member's output differed from the
+	// primary's before this view offset; it may not take over until the
+	// client has acknowledged past it.
+	taintEnd seq.Value
+	tainted  bool
+
+	join *joinState // non-nil while joining
 }
 
 // Conn is one client connection and its legs to the replicas.
@@ -122,6 +132,15 @@ type Conn struct {
 	finDeadline time.Time
 	twDeadline  time.Time
 
+	// Input log (client space) for rejoins, and a running hash of the
+	// output trimmed from out, so a joining replica's replayed output can
+	// be checked against what the client got.
+	in         stream
+	inPending  []pendingInput
+	logOff     bool // the log overflowed or was never kept: no rejoin
+	outHash    *maphash.Hash
+	outHashEnd seq.Value // the hash covers view bytes before this
+
 	// Stats for the management plane.
 	BytesIn, BytesOut uint64
 	Failovers         int
@@ -159,6 +178,8 @@ func NewConn(now time.Time, key Key, clientMAC pkt.MAC, syn *Segment, ids []int,
 	for i, id := range ids {
 		c.members[i] = member{id: id, state: memberSynSent}
 	}
+	c.in.reset(c.cNxt)
+	c.logOff = p.LogMax <= 0 || p.Log == nil
 	c.forwardSyn(out)
 	return c
 }
@@ -210,6 +231,16 @@ func (c *Conn) HeldBytes() int { return c.out.len() }
 // TCP Fast Open is stripped too (the options are not forwarded and SYN
 // data is not sent): the client falls back to a normal handshake.
 func (c *Conn) forwardSyn(out Output) {
+	h := c.synHeader()
+	for i := range c.members {
+		if c.members[i].state == memberSynSent {
+			out.ToReplica(c, i, &h, nil)
+		}
+	}
+}
+
+// synHeader rebuilds the client's SYN as the replicas are shown it.
+func (c *Conn) synHeader() Header {
 	h := Header{
 		Seq:           uint32(c.cISN),
 		Flags:         pkt.TCPFlagSyn,
@@ -223,11 +254,7 @@ func (c *Conn) forwardSyn(out Output) {
 	if c.cWSOK {
 		h.WScale = int8(c.cWS)
 	}
-	for i := range c.members {
-		if c.members[i].state == memberSynSent {
-			out.ToReplica(c, i, &h, nil)
-		}
-	}
+	return h
 }
 
 // synAckFromReplica records member i's SYN-ACK.
@@ -340,6 +367,11 @@ func (c *Conn) completeHandshake(now time.Time, out Output) {
 	}
 	c.rel = c.vISN.Add(1)
 	c.out.reset(c.rel)
+	if !c.logOff {
+		c.outHash = new(maphash.Hash)
+		c.outHash.SetSeed(hashSeed)
+		c.outHashEnd = c.rel
+	}
 	c.cAck = c.vISN
 	c.cEdge = c.rel.Add(uint32(c.cSynWin))
 	c.tsSent = pm.synTS

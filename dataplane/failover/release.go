@@ -304,6 +304,14 @@ func (c *Conn) ackReplica(i int, out Output) {
 	if c.finSent && c.cAck.GreaterThan(c.rel) && !(m.fin && m.finSeq == c.rel) {
 		a = c.rel // the client acknowledged a FIN this member did not send
 	}
+	h := c.memberHeader(m, a)
+	out.ToReplica(c, i, &h, nil)
+}
+
+// memberHeader builds a box-made ACK toward member m acknowledging view
+// offset a (translated and clamped), at the sequence the member expects,
+// with the client's window and clock.
+func (c *Conn) memberHeader(m *member, a seq.Value) Header {
 	h := Header{
 		Seq:    uint32(m.ack),
 		Ack:    uint32(c.ackForMember(m, a)),
@@ -311,8 +319,8 @@ func (c *Conn) ackReplica(i int, out Output) {
 		WScale: -1,
 	}
 	if m.contig.GreaterThan(a) && m.sackOK && c.cSACKOK {
-		// Tell it what the box holds beyond the client's ACK, so a gap
-		// is retransmitted alone.
+		// Tell it what the box holds beyond the ACK, so a gap is
+		// retransmitted alone.
 		l := a.Add(m.delta)
 		r := m.contig.Add(m.delta)
 		if l.LessThan(r) && r.LessThanEq(m.sndNxt) {
@@ -321,8 +329,8 @@ func (c *Conn) ackReplica(i int, out Output) {
 		}
 	}
 	win := uint32(0)
-	if c.cEdge.GreaterThan(a) {
-		win = c.cEdge.Sub(a)
+	if c.cEdge.GreaterThan(c.cAck) {
+		win = c.cEdge.Sub(c.cAck)
 	}
 	h.Window = uint16(min(win>>m.clientWS, 0xFFFF))
 	if m.hasTS {
@@ -330,7 +338,7 @@ func (c *Conn) ackReplica(i int, out Output) {
 		h.TSVal = c.cTSVal
 		h.TSEcr = m.tsRecent
 	}
-	out.ToReplica(c, i, &h, nil)
+	return h
 }
 
 // resetMember resets member i's side of the connection at exactly the
@@ -382,6 +390,7 @@ func (c *Conn) close(now time.Time, reason Reason, out Output) {
 	c.closeReason = reason
 	c.p.Hold.Used -= int64(c.out.len())
 	c.out = stream{}
+	c.freeLog()
 	out.Event(c, Event{Kind: EventClosed, Member: -1, From: -1, Reason: reason, Time: now})
 }
 

@@ -22,6 +22,10 @@ func (c *Conn) FromReplica(now time.Time, i int, s *Segment, out Output) {
 		return
 	}
 	c.lastActive = now
+	if m.state == memberJoining {
+		c.joinFromReplica(now, i, s, out)
+		return
+	}
 	if s.Flags.Has(pkt.TCPFlagSyn) {
 		if s.Flags.Has(pkt.TCPFlagAck) {
 			c.synAckFromReplica(now, i, s, out)
@@ -121,10 +125,16 @@ func (c *Conn) replicaData(now time.Time, i int, s *Segment, out Output) bool {
 		return true
 	}
 	if v.GreaterThan(m.contig) {
-		// A gap: something it sent was lost before the box. The box keeps
-		// only in-order output; ask for the missing part at once.
-		c.ackReplica(i, out)
-		return true
+		if !v.LessThanEq(c.cAck) {
+			// A gap: something it sent was lost before the box. The box
+			// keeps only in-order output; ask for the missing part at once.
+			c.ackReplica(i, out)
+			return true
+		}
+		// The gap is output the client already acknowledged, so the box
+		// has acknowledged it to this member too and it will never come
+		// again: skip it (its bytes go uncompared).
+		m.contig = v
 	}
 	if end.LessThanEq(m.contig) && !(fin && end == m.contig) {
 		c.replicaRetransmit(i, v, end, fin, out)
@@ -140,31 +150,43 @@ func (c *Conn) replicaData(now time.Time, i int, s *Segment, out Output) bool {
 		if k := firstDiff(held, data[:ov]); k >= 0 {
 			at := start.Add(uint32(k))
 			if i != c.primary {
-				c.diverge(now, i, at, out)
-				return false
-			}
-			if at.LessThan(c.rel) {
+				if c.p.Tolerant {
+					c.taint(now, i, at, start.Add(uint32(ov)), out)
+				} else {
+					c.diverge(now, i, at, out)
+					return false
+				}
+			} else if at.LessThan(c.rel) {
 				// The client already has other bytes at this offset:
 				// this member cannot continue the client's stream.
 				c.diverge(now, i, at, out)
 				return false
-			}
-			// The primary's output is the truth: every backup that
-			// produced the other bytes is out for this connection.
-			for j := range c.members {
-				if j != i && c.members[j].state == memberLive && c.members[j].contig.GreaterThan(at) {
-					c.diverge(now, j, at, out)
+			} else {
+				// The primary's output is the truth: every backup that
+				// produced the other bytes is out for this connection
+				// (or, tolerant, no candidate until the client has
+				// acknowledged past them).
+				for j := range c.members {
+					if mj := &c.members[j]; j != i && mj.state == memberLive && mj.contig.GreaterThan(at) {
+						if c.p.Tolerant {
+							c.taint(now, j, at, mj.contig, out)
+						} else {
+							c.diverge(now, j, at, out)
+						}
+					}
 				}
+				c.out.overwrite(at, data[k:ov])
 			}
-			c.out.overwrite(at, data[k:ov])
 		}
 		start = start.Add(uint32(ov))
 		data = data[ov:]
 	}
 	if len(data) > 0 {
-		room := c.p.MaxHold - c.out.len()
-		if left := c.p.Hold.Max - c.p.Hold.Used; int64(room) > left {
-			room = int(max(left, 0))
+		room := c.holdRoom()
+		if room < len(data) && c.joinTrimLimit(c.cAck).LessThan(c.cAck) {
+			// A joiner holds output back: it goes, not the client's stream.
+			c.failJoins(now, ReasonJoinLagging, out)
+			room = c.holdRoom()
 		}
 		if room < len(data) {
 			// Over the hold limit: keep what fits; the member's TCP will
@@ -295,7 +317,7 @@ func (c *Conn) RemoveReplica(now time.Time, id int, reason Reason, rst bool, out
 // without removing the old primary.
 func (c *Conn) Promote(now time.Time, id int, out Output) bool {
 	i := c.MemberIndex(id)
-	if i < 0 || c.state != StateEstablished || c.members[i].state != memberLive || i == c.primary {
+	if i < 0 || c.state != StateEstablished || !c.candidate(i) || i == c.primary {
 		return false
 	}
 	c.switchPrimary(now, i, ReasonNone, out)
@@ -320,7 +342,7 @@ func (c *Conn) dropMember(now time.Time, i int, reason Reason, rst bool, out Out
 	if i == c.primary {
 		next := -1
 		for j := range c.members {
-			if c.members[j].state == memberLive {
+			if c.candidate(j) {
 				next = j
 				break
 			}
@@ -386,4 +408,39 @@ func (c *Conn) probeClient(out Output) {
 	}
 	c.clientHeader(&h, sq.Add(^uint32(0)))
 	out.ToClient(c, &h, nil)
+}
+
+// holdRoom returns how many more output bytes the connection may hold.
+func (c *Conn) holdRoom() int {
+	room := c.p.MaxHold - c.out.len()
+	if left := c.p.Hold.Max - c.p.Hold.Used; int64(room) > left {
+		room = int(max(left, 0))
+	}
+	return room
+}
+
+// taint records, in tolerant mode, that member i's output differed from
+// the primary's in [at, end): it stays a member and counts for release,
+// but may not take over until the client has acknowledged past end.
+func (c *Conn) taint(now time.Time, i int, at, end seq.Value, out Output) {
+	m := &c.members[i]
+	if !m.tainted || end.GreaterThan(m.taintEnd) {
+		m.taintEnd = end
+	}
+	if !m.tainted {
+		out.Event(c, Event{Kind: EventDiverged, Member: i, From: -1, Reason: ReasonTolerated, Offset: uint32(at), Time: now})
+	}
+	m.tainted = true
+}
+
+// candidate reports whether live member i may become primary now.
+func (c *Conn) candidate(i int) bool {
+	m := &c.members[i]
+	if m.state != memberLive {
+		return false
+	}
+	if m.tainted && c.cAck.GreaterThanEq(m.taintEnd) {
+		m.tainted = false // everything it differs in is behind the client
+	}
+	return !m.tainted
 }

@@ -75,6 +75,7 @@ func (c *Conn) NextDeadline() time.Time {
 		take(c.lastActive.Add(c.p.Embryonic))
 	case StateEstablished:
 		take(c.finDeadline)
+		take(c.joinDeadline())
 		for i := range c.members {
 			if m := &c.members[i]; m.state == memberLive {
 				if s := m.stalledSince(); !s.IsZero() {
@@ -114,6 +115,7 @@ func (c *Conn) Tick(now time.Time, out Output) {
 			c.close(now, ReasonIdle, out)
 			return
 		}
+		c.joinTick(now, out)
 		if !c.finDeadline.IsZero() && !now.Before(c.finDeadline) {
 			c.finDeadline = time.Time{}
 			if !c.finAgreed() {

@@ -93,9 +93,16 @@ const (
 	EventStalled
 	// EventClosed: the connection is gone (Reason says how).
 	EventClosed
+	// EventJoinStarted: Member is being brought into the live connection.
+	EventJoinStarted
+	// EventJoinCompleted: Member caught up and is a backup again.
+	EventJoinCompleted
+	// EventJoinFailed: Member could not join (Reason says why).
+	EventJoinFailed
 )
 
-var eventNames = [...]string{"", "established", "member-removed", "failover", "diverged", "stalled", "closed"}
+var eventNames = [...]string{"", "established", "member-removed", "failover", "diverged", "stalled", "closed",
+	"join-started", "join-completed", "join-failed"}
 
 // String returns the kind's name.
 func (k EventKind) String() string {
@@ -126,10 +133,16 @@ const (
 	ReasonClosed                // both sides closed and TIME_WAIT ended
 	ReasonIdle                  // idle timeout
 	ReasonEmbryonic             // the handshake never completed
+	ReasonJoinTimeout           // a rejoin did not catch up in time
+	ReasonJoinMismatch          // the replayed output differs from what the client got
+	ReasonJoinLagging           // the joiner held back so much output that it had to go
+	ReasonClosing               // the connection began closing during a rejoin
+	ReasonTolerated             // output differed before the client's ACK (tolerant mode)
 )
 
 var reasonNames = [...]string{"", "rst", "lone-fin", "diverged", "stalled", "replica-down", "syn-timeout",
-	"option-mismatch", "late", "disabled", "hold-overflow", "client-rst", "no-replica", "closed", "idle", "embryonic"}
+	"option-mismatch", "late", "disabled", "hold-overflow", "client-rst", "no-replica", "closed", "idle", "embryonic",
+	"join-timeout", "join-mismatch", "join-lagging", "closing", "tolerated"}
 
 // String returns the reason's name.
 func (r Reason) String() string {
@@ -164,6 +177,19 @@ type Params struct {
 	MaxHold   int
 	// Hold accounts the output held by all connections sharing these Params.
 	Hold *HoldBudget
+
+	// LogMax bounds each connection's input log (the client's bytes since
+	// the SYN, kept so that a recovered replica can be replayed into the
+	// connection); 0 keeps no log and makes connections not re-joinable.
+	LogMax int
+	// Log accounts the input logs of all connections.
+	Log *HoldBudget
+	// JoinTimeout bounds a rejoin from SYN to caught up.
+	JoinTimeout time.Duration
+	// Tolerant selects semi-active-tolerant replication: a backup whose
+	// output differs only before the client's acknowledged point stays a
+	// failover candidate. False is strict active replication.
+	Tolerant bool
 }
 
 // HoldBudget is the total held-output budget shared by connections. The
@@ -183,5 +209,8 @@ func DefaultParams() *Params {
 		Embryonic:    5 * time.Second,
 		MaxHold:      4 << 20,
 		Hold:         &HoldBudget{Max: 512 << 20},
+		LogMax:       1 << 20,
+		Log:          &HoldBudget{Max: 256 << 20},
+		JoinTimeout:  10 * time.Second,
 	}
 }
