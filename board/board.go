@@ -431,3 +431,12 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// Raw returns the built-in board file called name as stored, for copying
+// into an image.
+func Raw(name string) ([]byte, error) {
+	if !nameRE.MatchString(name) {
+		return nil, fmt.Errorf("board %q: invalid name", name)
+	}
+	return files.ReadFile(name + ".json")
+}
