@@ -42,6 +42,11 @@ type Config struct {
 	// service address (same /24, host part .254, or .253 if that is the VIP).
 	ProbeSource netip.Addr
 
+	// ReadyGate holds every replica that comes up out of service until
+	// Engine.SetReady says its application state is in sync (the
+	// management plane runs the per-service state hook, then calls it).
+	ReadyGate bool
+
 	Health HealthConfig
 	Limits LimitsConfig
 	Timers TimersConfig
@@ -53,6 +58,48 @@ type ReplicaConfig struct {
 	Interface string
 }
 
+// RejoinPolicy says how a replica that comes back is brought into the
+// service's live connections.
+type RejoinPolicy uint8
+
+const (
+	// RejoinAuto brings it into every re-joinable live connection as soon
+	// as it is healthy (and ready, see Config.ReadyGate). The default.
+	RejoinAuto RejoinPolicy = iota
+	// RejoinManual waits for an operator's Engine.Rejoin.
+	RejoinManual
+	// RejoinNewOnly never joins live connections; the replica serves new
+	// connections only.
+	RejoinNewOnly
+)
+
+var rejoinNames = [...]string{"auto", "manual", "new-only"}
+
+// String returns the policy's configuration name.
+func (p RejoinPolicy) String() string { return rejoinNames[p] }
+
+// Replication is how strictly backups' output must match the primary's.
+type Replication uint8
+
+const (
+	// ReplicationStrict (active): any divergence disqualifies a backup
+	// for that connection. The default.
+	ReplicationStrict Replication = iota
+	// ReplicationTolerant (semi-active-tolerant): a divergence the client
+	// has acknowledged past does not disqualify (servers with harmless
+	// differences such as Date headers can still fail over); one across
+	// the client's acknowledged point does.
+	ReplicationTolerant
+)
+
+// String returns the mode's configuration name.
+func (r Replication) String() string {
+	if r == ReplicationTolerant {
+		return "tolerant"
+	}
+	return "strict"
+}
+
 // ServiceConfig is one virtual service: an address shared by all replicas and
 // the TCP ports whose connections the box replicates.
 type ServiceConfig struct {
@@ -60,6 +107,10 @@ type ServiceConfig struct {
 	Ports   []uint16
 	// Release is the output release policy of this service's connections.
 	Release ReleasePolicy
+	// Rejoin is how recovered replicas join live connections.
+	Rejoin RejoinPolicy
+	// Replication is the divergence policy.
+	Replication Replication
 }
 
 // HealthConfig tunes replica failure detection.
@@ -87,6 +138,12 @@ type LimitsConfig struct {
 	MaxHoldBytes int
 	// MaxTotalHoldBytes caps the output held over all connections. Default 512 MiB.
 	MaxTotalHoldBytes int64
+	// MaxLogBytes caps each connection's input log (kept for rejoins);
+	// a connection whose input exceeds it is not re-joinable. Default
+	// 1 MiB; negative disables the log.
+	MaxLogBytes int
+	// MaxTotalLogBytes caps the input logs over all connections. Default 256 MiB.
+	MaxTotalLogBytes int64
 }
 
 // TimersConfig holds per-connection timers.
@@ -101,6 +158,8 @@ type TimersConfig struct {
 	TimeWait time.Duration
 	// Idle removes connections with no traffic for this long. Default 2h.
 	Idle time.Duration
+	// JoinTimeout bounds a rejoin from SYN to caught up. Default 10s.
+	JoinTimeout time.Duration
 }
 
 // WithDefaults returns c with every unset optional field at its default.
@@ -125,6 +184,13 @@ func (c Config) WithDefaults() Config {
 	if c.Limits.MaxTotalHoldBytes <= 0 {
 		c.Limits.MaxTotalHoldBytes = 512 << 20
 	}
+	if c.Limits.MaxLogBytes == 0 {
+		c.Limits.MaxLogBytes = 1 << 20
+	}
+	if c.Limits.MaxTotalLogBytes <= 0 {
+		c.Limits.MaxTotalLogBytes = 256 << 20
+	}
+	def(&c.Timers.JoinTimeout, 10*time.Second)
 	def(&c.Timers.SynAckWait, 200*time.Millisecond)
 	def(&c.Timers.FinWait, 300*time.Millisecond)
 	def(&c.Timers.TimeWait, 30*time.Second)

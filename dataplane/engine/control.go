@@ -35,6 +35,7 @@ type MemberStatus struct {
 	Replica string `json:"replica"`
 	Live    bool   `json:"live"`
 	Primary bool   `json:"primary"`
+	Joining bool   `json:"joining,omitempty"`
 }
 
 // ConnStatus is one connection.
@@ -49,21 +50,29 @@ type ConnStatus struct {
 	Failovers int            `json:"failovers"`
 	Diverged  bool           `json:"diverged"`
 	Held      int            `json:"held_bytes"`
-	Created   time.Time      `json:"created"`
+	// Redundancy is the number of live members; Rejoinable says whether
+	// a recovered replica can still be brought in.
+	Redundancy int       `json:"redundancy"`
+	Rejoinable bool      `json:"rejoinable"`
+	Created    time.Time `json:"created"`
 }
 
 // Snapshot is the dataplane's state at one moment.
 type Snapshot struct {
-	Time        time.Time         `json:"time"`
-	Started     time.Time         `json:"started"`
-	Replicas    []ReplicaStatus   `json:"replicas"`
-	Connections int               `json:"connections"`
-	Conns       []ConnStatus      `json:"conns,omitempty"`
-	Drops       map[string]uint64 `json:"drops"`
-	Failovers   uint64            `json:"failovers"`
-	Divergences uint64            `json:"divergences"`
-	HeldBytes   int64             `json:"held_bytes"`
-	Uplink      struct {
+	Time        time.Time       `json:"time"`
+	Started     time.Time       `json:"started"`
+	Replicas    []ReplicaStatus `json:"replicas"`
+	Connections int             `json:"connections"`
+	Conns       []ConnStatus    `json:"conns,omitempty"`
+	// ByRedundancy counts established connections by their number of
+	// live replicas.
+	ByRedundancy map[int]int       `json:"by_redundancy"`
+	Rejoins      RejoinCounts      `json:"rejoins"`
+	Drops        map[string]uint64 `json:"drops"`
+	Failovers    uint64            `json:"failovers"`
+	Divergences  uint64            `json:"divergences"`
+	HeldBytes    int64             `json:"held_bytes"`
+	Uplink       struct {
 		RxFrames, TxFrames, RxBytes, TxBytes uint64
 	} `json:"uplink"`
 }
@@ -120,6 +129,17 @@ func (e *Engine) snapshot(maxConns int) Snapshot {
 			s.Conns = s.Conns[:maxConns]
 		}
 	}
+	s.ByRedundancy = map[int]int{}
+	for _, ce := range e.conns {
+		if ce.conn.State() == failover.StateEstablished {
+			s.ByRedundancy[ce.conn.Redundancy()]++
+		}
+	}
+	s.Rejoins = RejoinCounts{
+		Started:   e.counters.RejoinsStarted.Load(),
+		Completed: e.counters.RejoinsCompleted.Load(),
+		Failed:    e.counters.RejoinsFailed.Load(),
+	}
 	s.Drops = e.counters.DropCounts()
 	s.Failovers = e.counters.Failovers.Load()
 	s.Divergences = e.counters.Divergences.Load()
@@ -136,10 +156,11 @@ func (e *Engine) connStatus(c *failover.Conn) ConnStatus {
 	cs := ConnStatus{
 		Client: k.Client.String(), Service: k.Service.String(), State: c.State().String(),
 		BytesIn: c.BytesIn, BytesOut: c.BytesOut, Failovers: c.Failovers, Diverged: c.Diverged,
-		Held: c.HeldBytes(), Created: c.Created(),
+		Held: c.HeldBytes(), Created: c.Created(), Redundancy: c.Redundancy(), Rejoinable: c.Rejoinable(),
 	}
 	for m := 0; m < c.Members(); m++ {
-		ms := MemberStatus{Replica: e.replicas[c.MemberID(m)].name, Live: c.MemberLive(m), Primary: m == c.Primary()}
+		ms := MemberStatus{Replica: e.replicas[c.MemberID(m)].name, Live: c.MemberLive(m), Primary: m == c.Primary(),
+			Joining: c.MemberJoining(m)}
 		if ms.Primary {
 			cs.Primary = ms.Replica
 		}
@@ -217,4 +238,60 @@ func (e *Engine) replicaByName(name string) *replica {
 		}
 	}
 	return nil
+}
+
+// RejoinCounts count rejoins of recovered replicas into live connections.
+type RejoinCounts struct {
+	Started   uint64 `json:"started"`
+	Completed uint64 `json:"completed"`
+	Failed    uint64 `json:"failed"`
+}
+
+// SetReady reports the outcome of the named replica's application-state
+// hook (Config.ReadyGate): ok lets it serve new connections and join live
+// ones; not ok keeps it out until it comes up again.
+func (e *Engine) SetReady(ctx context.Context, name string, ok bool) error {
+	var err error
+	derr := e.do(ctx, func() {
+		r := e.replicaByName(name)
+		if r == nil {
+			err = fmt.Errorf("no replica %q", name)
+			return
+		}
+		r.ready = ok
+		reason := "state hook passed"
+		if !ok {
+			reason = "state hook failed"
+		}
+		e.publish(Event{Kind: EventReplicaReady, Replica: name, Reason: reason})
+		if ok {
+			e.maybeRejoin(r, -1, false)
+			e.flushAll()
+		}
+	})
+	if derr != nil {
+		return derr
+	}
+	return err
+}
+
+// Rejoin brings the named replica into every live connection it could
+// serve and is not serving (services whose policy is auto or manual). It
+// returns the number of rejoins started.
+func (e *Engine) Rejoin(ctx context.Context, name string) (int, error) {
+	var n int
+	var err error
+	derr := e.do(ctx, func() {
+		r := e.replicaByName(name)
+		if r == nil {
+			err = fmt.Errorf("no replica %q", name)
+			return
+		}
+		n = e.maybeRejoin(r, -1, true)
+		e.flushAll()
+	})
+	if derr != nil {
+		return 0, derr
+	}
+	return n, err
 }

@@ -37,17 +37,20 @@ type PortCounters struct {
 // Counters are the dataplane's counters; all fields are safe to read from
 // any goroutine at any time.
 type Counters struct {
-	Drops           [numDropReasons]atomic.Uint64
-	ConnsOpened     atomic.Uint64
-	ConnsClosed     atomic.Uint64
-	Failovers       atomic.Uint64
-	Divergences     atomic.Uint64
-	ProbesSent      atomic.Uint64
-	ARPReplies      atomic.Uint64
-	ICMPUnreachable atomic.Uint64
-	EventsDropped   atomic.Uint64
-	ActiveConns     atomic.Int64
-	HeldBytes       atomic.Int64
+	Drops            [numDropReasons]atomic.Uint64
+	ConnsOpened      atomic.Uint64
+	ConnsClosed      atomic.Uint64
+	Failovers        atomic.Uint64
+	Divergences      atomic.Uint64
+	RejoinsStarted   atomic.Uint64
+	RejoinsCompleted atomic.Uint64
+	RejoinsFailed    atomic.Uint64
+	ProbesSent       atomic.Uint64
+	ARPReplies       atomic.Uint64
+	ICMPUnreachable  atomic.Uint64
+	EventsDropped    atomic.Uint64
+	ActiveConns      atomic.Int64
+	HeldBytes        atomic.Int64
 }
 
 // DropCounts returns the drop counters by reason name.

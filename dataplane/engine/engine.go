@@ -65,6 +65,7 @@ type port struct {
 type service struct {
 	addr   netip.AddrPort
 	params *failover.Params
+	rejoin RejoinPolicy
 }
 
 // connEntry is a table slot: the connection and its timer bookkeeping.
@@ -108,10 +109,11 @@ type Engine struct {
 	// inside another connection's call.
 	pendingFail []pendingFailure
 
-	hold     failover.HoldBudget
-	counters Counters
-	upCtr    PortCounters
-	events   eventHub
+	hold      failover.HoldBudget
+	logBudget failover.HoldBudget
+	counters  Counters
+	upCtr     PortCounters
+	events    eventHub
 
 	nextProbe time.Time
 	started   time.Time
@@ -141,6 +143,7 @@ func New(cfg Config) (*Engine, error) {
 		probeSrc:  cfg.ProbeSource,
 	}
 	e.hold.Max = cfg.Limits.MaxTotalHoldBytes
+	e.logBudget.Max = cfg.Limits.MaxTotalLogBytes
 	for _, s := range cfg.Services {
 		params := &failover.Params{
 			Immediate:    s.Release == ReleaseImmediate,
@@ -152,12 +155,16 @@ func New(cfg Config) (*Engine, error) {
 			Embryonic:    5 * time.Second,
 			MaxHold:      cfg.Limits.MaxHoldBytes,
 			Hold:         &e.hold,
+			LogMax:       max(cfg.Limits.MaxLogBytes, 0),
+			Log:          &e.logBudget,
+			JoinTimeout:  cfg.Timers.JoinTimeout,
+			Tolerant:     s.Replication == ReplicationTolerant,
 		}
 		e.vips[s.Address] = true
 		for _, p := range s.Ports {
 			ap := netip.AddrPortFrom(s.Address, p)
 			e.svcIndex[ap] = len(e.services)
-			e.services = append(e.services, service{addr: ap, params: params})
+			e.services = append(e.services, service{addr: ap, params: params, rejoin: s.Rejoin})
 		}
 	}
 	var err error
@@ -181,6 +188,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	for i, rc := range cfg.Replicas {
 		r := newReplica(i, rc, len(e.services))
+		r.ready = !cfg.ReadyGate
 		if p, err := openPort(rc.Interface); err == nil {
 			p.ctr = &r.ctr
 			r.port = p

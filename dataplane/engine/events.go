@@ -11,21 +11,28 @@ type EventKind string
 
 // Event kinds.
 const (
-	EventReplicaUp       EventKind = "replica-up"
-	EventReplicaDown     EventKind = "replica-down"
-	EventReplicaAdmin    EventKind = "replica-admin"
-	EventPortGone        EventKind = "port-gone"
-	EventPortBack        EventKind = "port-back"
-	EventFailover        EventKind = "failover"
-	EventMemberRemoved   EventKind = "member-removed"
-	EventDiverged        EventKind = "diverged"
-	EventStalled         EventKind = "stalled"
-	EventReplicaICMP     EventKind = "replica-icmp"
-	EventConnRefused     EventKind = "conn-refused"
-	EventConnEstablished EventKind = "conn-established"
-	EventConnClosed      EventKind = "conn-closed"
-	EventStarted         EventKind = "started"
-	EventStopped         EventKind = "stopped"
+	EventReplicaUp     EventKind = "replica-up"
+	EventReplicaDown   EventKind = "replica-down"
+	EventReplicaAdmin  EventKind = "replica-admin"
+	EventPortGone      EventKind = "port-gone"
+	EventPortBack      EventKind = "port-back"
+	EventFailover      EventKind = "failover"
+	EventMemberRemoved EventKind = "member-removed"
+	EventDiverged      EventKind = "diverged"
+	EventStalled       EventKind = "stalled"
+	EventReplicaICMP   EventKind = "replica-icmp"
+	// EventReplicaNeedsReady: the replica came up and waits for SetReady
+	// (the management plane runs the application-state hook).
+	EventReplicaNeedsReady EventKind = "replica-needs-ready"
+	EventReplicaReady      EventKind = "replica-ready"
+	EventRejoinStarted     EventKind = "rejoin-started"
+	EventRejoinCompleted   EventKind = "rejoin-completed"
+	EventRejoinFailed      EventKind = "rejoin-failed"
+	EventConnRefused       EventKind = "conn-refused"
+	EventConnEstablished   EventKind = "conn-established"
+	EventConnClosed        EventKind = "conn-closed"
+	EventStarted           EventKind = "started"
+	EventStopped           EventKind = "stopped"
 )
 
 // Event is one thing the dataplane reports to the management plane.

@@ -30,6 +30,9 @@ type replica struct {
 	holdFactor int
 	lastChange time.Time
 	reason     string
+	// ready: the application-state hook passed since it last came up
+	// (always true without Config.ReadyGate).
+	ready bool
 
 	// Per service port: the TCP probe's verdict.
 	svcUp     []bool
@@ -52,7 +55,7 @@ func newReplica(id int, rc ReplicaConfig, nsvc int) *replica {
 
 // eligible reports whether the replica may take a new connection on service svc.
 func (r *replica) eligible(svc int, now time.Time) bool {
-	return r.up && r.admin == AdminEnabled && r.port != nil && r.svcUp[svc] && !now.Before(r.holdUntil)
+	return r.up && r.ready && r.admin == AdminEnabled && r.port != nil && r.svcUp[svc] && !now.Before(r.holdUntil)
 }
 
 // serving reports whether the replica may keep serving connections.
@@ -97,6 +100,11 @@ func (e *Engine) judgeRound(r *replica) {
 		r.lastChange = e.now
 		r.reason = ""
 		e.publish(Event{Kind: EventReplicaUp, Replica: r.name})
+		if e.cfg.ReadyGate {
+			r.ready = false
+			e.publish(Event{Kind: EventReplicaNeedsReady, Replica: r.name})
+		}
+		e.maybeRejoin(r, -1, false)
 	}
 	for s := range e.services {
 		if r.svcSeen[s] {
@@ -113,6 +121,7 @@ func (e *Engine) judgeRound(r *replica) {
 		case !r.svcUp[s] && r.svcOK[s] >= h.RiseAfter:
 			r.svcUp[s] = true
 			e.publish(Event{Kind: EventReplicaUp, Replica: r.name, Port: e.services[s].addr.String()})
+			e.maybeRejoin(r, s, false)
 		}
 	}
 }
@@ -289,4 +298,35 @@ func (e *Engine) handleLinkEvents() {
 			}
 		}
 	}
+}
+
+// maybeRejoin brings replica r into the live connections of service svc
+// (all services when svc < 0) that it is not serving, where the service's
+// policy allows: automatically for RejoinAuto, or on an operator's request
+// (manual) for RejoinAuto and RejoinManual. It returns how many joins began.
+func (e *Engine) maybeRejoin(r *replica, svc int, manual bool) int {
+	n := 0
+	for s := range e.services {
+		if svc >= 0 && s != svc || !r.eligible(s, e.now) {
+			continue
+		}
+		switch e.services[s].rejoin {
+		case RejoinNewOnly:
+			continue
+		case RejoinManual:
+			if !manual {
+				continue
+			}
+		}
+		for _, ce := range e.conns {
+			if ce.svc != s {
+				continue
+			}
+			if ce.conn.Join(e.now, r.id, e) {
+				n++
+				e.schedule(ce)
+			}
+		}
+	}
+	return n
 }

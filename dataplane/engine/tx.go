@@ -244,10 +244,23 @@ func (e *Engine) Event(c *failover.Conn, ev failover.Event) {
 		e.publish(Event{Time: ev.Time, Kind: EventMemberRemoved, Conn: k, Replica: name(ev.Member), Reason: ev.Reason.String()})
 	case failover.EventDiverged:
 		e.counters.Divergences.Add(1)
-		e.publish(Event{Time: ev.Time, Kind: EventDiverged, Conn: k, Replica: name(ev.Member), Offset: ev.Offset})
+		reason := ""
+		if ev.Reason == failover.ReasonTolerated {
+			reason = ev.Reason.String()
+		}
+		e.publish(Event{Time: ev.Time, Kind: EventDiverged, Conn: k, Replica: name(ev.Member), Offset: ev.Offset, Reason: reason})
 	case failover.EventStalled:
 		e.publish(Event{Time: ev.Time, Kind: EventStalled, Conn: k, Replica: name(ev.Member)})
 		e.pendingFail = append(e.pendingFail, pendingFailure{id: c.MemberID(ev.Member), reason: failover.ReasonStalled, detail: "stalled (no progress while peers progressed)"})
+	case failover.EventJoinStarted:
+		e.counters.RejoinsStarted.Add(1)
+		e.publish(Event{Time: ev.Time, Kind: EventRejoinStarted, Conn: k, Replica: name(ev.Member)})
+	case failover.EventJoinCompleted:
+		e.counters.RejoinsCompleted.Add(1)
+		e.publish(Event{Time: ev.Time, Kind: EventRejoinCompleted, Conn: k, Replica: name(ev.Member)})
+	case failover.EventJoinFailed:
+		e.counters.RejoinsFailed.Add(1)
+		e.publish(Event{Time: ev.Time, Kind: EventRejoinFailed, Conn: k, Replica: name(ev.Member), Reason: ev.Reason.String()})
 	case failover.EventClosed:
 		e.publish(Event{Time: ev.Time, Kind: EventConnClosed, Conn: k, Reason: ev.Reason.String()})
 	}
