@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ftbridge/ftbridge/dataplane/engine"
@@ -70,7 +71,10 @@ func (h Hook) runCommand(ctx context.Context, replica string) error {
 	cmd.Env = append(os.Environ(), "FTB_REPLICA="+replica, "FTB_SERVICE="+h.Service)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	// The hook's children must not outlive a timeout.
+	// The hook and everything it started must not outlive a timeout: it
+	// runs in its own process group, which the timeout kills whole.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
 	if err := cmd.Run(); err != nil {
 		msg := bytes.TrimSpace(out.Bytes())
