@@ -17,16 +17,14 @@ import (
 
 // fake is Actions that records what the menu asked for.
 type fake struct {
-	mu        sync.Mutex
-	calls     []string
-	mgmt      Management
-	password  string
-	otherErr  error
-	resetErr  error
-	rebooted  bool
-	status    Status
-	setMgmt   []Management
-	factoryOK bool
+	mu       sync.Mutex
+	calls    []string
+	mgmt     Management
+	password string
+	otherErr error
+	resetErr error
+	status   Status
+	setMgmt  []Management
 }
 
 func (f *fake) record(c string) {
