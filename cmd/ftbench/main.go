@@ -74,6 +74,9 @@ func run(args []string, stderr io.Writer) int {
 		logger.Print("needs root: it builds network namespaces and runs the box in one")
 		return 2
 	}
+	// Every process the bench starts inherits this: HAProxy, the servers
+	// and the load clients each hold up to 200k sockets in the 100k test.
+	raiseNoFile(1 << 20)
 	b := &bench{out: *out, dur: *dur, rrDur: *rrDur, failovers: *failovers, iperf: *iperf, quick: *quick,
 		failoverBudget: 75 * time.Second, log: logger, deadline: time.Now().Add(*budget)}
 	for _, s := range strings.Split(*conns, ",") {
@@ -230,7 +233,8 @@ func (b *bench) runFTB(rep *report, n int, has func(string) bool) error {
 		slices.Sort(drops)
 		b.logf("%s: failovers %d, divergences %d, drops %s", t.name, s.Failovers, s.Divergences, strings.Join(drops, " "))
 		if s.Failovers > 0 || s.Divergences > 0 {
-			rep.problems = append(rep.problems, fmt.Sprintf("%s: %d failovers and %d divergences on a healthy run", t.name, s.Failovers, s.Divergences))
+			rep.problems = append(rep.problems, fmt.Sprintf("%s: %d failovers and %d divergences on a healthy run; first events: %s",
+				t.name, s.Failovers, s.Divergences, firstEvents(t.box.Log(), 3)))
 		}
 	}
 	return nil
@@ -280,4 +284,23 @@ func moduleRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// firstEvents returns the first n failover, stall or divergence lines of a
+// daemon log, for the report.
+func firstEvents(log string, n int) string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "failover") || strings.Contains(l, "stalled") || strings.Contains(l, "diverged") ||
+			strings.Contains(l, "replica-down") {
+			if i := strings.Index(l, "ftbridged: "); i >= 0 {
+				l = l[i+len("ftbridged: "):]
+			}
+			out = append(out, "`"+l+"`")
+			if len(out) == n {
+				break
+			}
+		}
+	}
+	return strings.Join(out, "; ")
 }

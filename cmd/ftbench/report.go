@@ -199,6 +199,9 @@ func (r *report) write(b *bench) error {
 		for _, c := range bulkCases {
 			v := t.Gbps[c.key]
 			cell := num(v, "%.2f")
+			if n := t.Failovers[c.key]; n > 0 {
+				cell += fmt.Sprintf(" **[%d false failovers]**", n)
+			}
 			if k != nil && t != k && v > 0 {
 				cell += " (" + ratio(v, k.Gbps[c.key]) + " K"
 				if h != nil && t != h {
@@ -212,6 +215,15 @@ func (r *report) write(b *bench) error {
 	}
 	if p, ok := plots["throughput"]; ok {
 		w("\n![bulk throughput](%s)\n", p)
+	}
+	for _, t := range r.results {
+		for _, c := range bulkCases {
+			if n := t.Failovers[c.key]; n > 0 {
+				w("\n**%s, %s: ftbridged failed a healthy replica during the run (%d connections failed over)**: the\n", t.Name, c.key, n)
+				w("gray-failure detector took a replica that was merely slower under load for a stalled one, so part of\n")
+				w("that run had one replica fewer. See the notes below.\n")
+			}
+		}
 	}
 	var iperfRows []*topoResult
 	for _, t := range r.results {
