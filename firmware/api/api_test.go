@@ -438,7 +438,7 @@ func TestEventStream(t *testing.T) {
 	first, _ := e.events.Add(events.Event{Kind: "replica-down", Replica: "a"})
 	s, stop := openStream(t, e, "/api/v1/events/stream?category=failover,connection", "", nil)
 	defer stop()
-	time.Sleep(50 * time.Millisecond) // the subscription is set up before the first byte is sent; this just lets keep-alives flow
+	time.Sleep(50 * time.Millisecond)                            // the subscription is set up before the first byte is sent; this just lets keep-alives flow
 	e.events.Add(events.Event{Kind: "replica-up", Replica: "a"}) // filtered out
 	e.events.Add(events.Event{Kind: "failover", Replica: "b", From: "a", Conn: "c->s"})
 	e.events.Add(events.Event{Kind: "conn-established", Conn: "c->s"}) // live only

@@ -44,8 +44,8 @@ func newFakeDP() *fakeDP {
 		}
 		c := engine.ConnStatus{
 			Client: fmt.Sprintf("198.18.1.%d:%d", 2+i%3, 40000+i), Service: "198.18.0.10:7000", State: "established", Primary: prim,
-			Members:  []engine.MemberStatus{{Replica: "a", Live: true, Primary: prim == "a"}, {Replica: "b", Live: true, Primary: prim == "b"}},
-			BytesIn:  uint64(i), BytesOut: uint64(100 * i), Created: t0.Add(time.Duration(i) * time.Second), Diverged: i == 7,
+			Members: []engine.MemberStatus{{Replica: "a", Live: true, Primary: prim == "a"}, {Replica: "b", Live: true, Primary: prim == "b"}},
+			BytesIn: uint64(i), BytesOut: uint64(100 * i), Created: t0.Add(time.Duration(i) * time.Second), Diverged: i == 7,
 		}
 		if i >= 20 {
 			c.Service = "198.18.0.10:80"
