@@ -212,4 +212,3 @@ func FuzzConfigPut(f *testing.F) {
 		}
 	})
 }
-
