@@ -179,7 +179,7 @@ func TestGenimage(t *testing.T) {
 		if cfg != b.Genimage("disk.img", map[string]string{"esp": "esp.vfat", "root-a": "root.squashfs", "data": "data.ext4"}) {
 			t.Fatal("Genimage is not deterministic")
 		}
-		for _, want := range []string{`image = "esp.vfat"`, `image = "root.squashfs"`, `image = "data.ext4"`, "partition root-b {", "bootable = true"} {
+		for _, want := range []string{`image = "esp.vfat"`, `image = "root.squashfs"`, `image = "data.ext4"`, "partition root-b {", "align = 1M"} {
 			if !strings.Contains(cfg, want) {
 				t.Errorf("%s: genimage config lacks %q:\n%s", n, want, cfg)
 			}

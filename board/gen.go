@@ -66,7 +66,9 @@ func (b *Board) PartitionTypeUUID(p Partition) string {
 func (b *Board) Genimage(output string, images map[string]string) string {
 	var s strings.Builder
 	fmt.Fprintf(&s, "# Generated from board/%s.json. Do not edit.\n", b.Name)
-	fmt.Fprintf(&s, "image %s {\n\thdimage {\n\t\tpartition-table-type = \"gpt\"\n", output)
+	// Partitions start on 1 MiB boundaries: flash erase blocks and 4K
+	// sectors.
+	fmt.Fprintf(&s, "image %s {\n\thdimage {\n\t\tpartition-table-type = \"gpt\"\n\t\talign = 1M\n", output)
 	fmt.Fprintf(&s, "\t\tdisk-uuid = %q\n\t}\n", stableUUID(b.Name, "disk"))
 	for _, p := range b.Layout.Partitions {
 		fmt.Fprintf(&s, "\tpartition %s {\n", p.Label)
@@ -76,9 +78,6 @@ func (b *Board) Genimage(output string, images map[string]string) string {
 			fmt.Fprintf(&s, "\t\timage = %q\n", img)
 		}
 		fmt.Fprintf(&s, "\t\tsize = %dM\n", p.SizeMiB)
-		if p.Role == PartESP {
-			s.WriteString("\t\tbootable = true\n")
-		}
 		s.WriteString("\t}\n")
 	}
 	s.WriteString("}\n")
