@@ -117,7 +117,7 @@ const testDoc = `{
 
 // env is a server over a fake dataplane and real stores in a temp dir.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	dir      string
 	dp       *fakeDP
 	cfg      *config.Store
@@ -133,7 +133,7 @@ type env struct {
 	applyErr error
 }
 
-func newEnv(t *testing.T, ui http.Handler) *env {
+func newEnv(t testing.TB, ui http.Handler) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir(), dp: newFakeDP()}
 	cfgPath := filepath.Join(e.dir, "config.json")
@@ -200,7 +200,7 @@ type resp struct {
 	body   []byte
 }
 
-func (r resp) json(t *testing.T, v any) {
+func (r resp) json(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.body, v); err != nil {
 		t.Fatalf("answer is not JSON (%v):\n%s", err, r.body)
@@ -208,7 +208,7 @@ func (r resp) json(t *testing.T, v any) {
 }
 
 // errCode returns the code of a JSON error body, failing if it is not one.
-func (r resp) errCode(t *testing.T) ErrorDetail {
+func (r resp) errCode(t testing.TB) ErrorDetail {
 	t.Helper()
 	var b ErrorBody
 	r.json(t, &b)
@@ -220,13 +220,19 @@ func (r resp) errCode(t *testing.T) ErrorDetail {
 
 func (e *env) do(r req) resp {
 	e.t.Helper()
+	return e.doT(e.t, r)
+}
+
+// doT is do reporting failures to t (a fuzz iteration's).
+func (e *env) doT(t testing.TB, r req) resp {
+	t.Helper()
 	var body io.Reader
 	if r.body != "" {
 		body = strings.NewReader(r.body)
 	}
 	hr, err := http.NewRequest(r.method, e.ts.URL+r.path, body)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	if r.body != "" {
 		ct := r.ctype
@@ -257,7 +263,7 @@ func (e *env) do(r req) resp {
 	}
 	res, err := e.ts.Client().Do(hr)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer res.Body.Close()
 	data, _ := io.ReadAll(res.Body)
