@@ -116,6 +116,7 @@ type Engine struct {
 	events    eventHub
 
 	nextProbe time.Time
+	nextSweep time.Time
 	started   time.Time
 }
 
@@ -312,6 +313,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.runTimers()
 		e.runProbes()
 		e.runPendingFailures()
+		e.rejoinSweep()
 		e.flushAll()
 	}
 	e.publish(Event{Kind: EventStopped})

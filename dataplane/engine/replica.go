@@ -300,12 +300,38 @@ func (e *Engine) handleLinkEvents() {
 	}
 }
 
+// maxJoining bounds the rejoins under way per replica: bringing a replica
+// into thousands of connections at once would be a SYN flood against it.
+// The periodic sweep (rejoinSweep) starts the rest as these complete.
+const maxJoining = 64
+
+// rejoinSweepEvery is how often the sweep looks for connections that a
+// healthy replica could still join.
+const rejoinSweepEvery = 500 * time.Millisecond
+
+// rejoinSweep starts pending automatic rejoins, a bounded number at a time.
+func (e *Engine) rejoinSweep() {
+	if e.now.Before(e.nextSweep) {
+		return
+	}
+	e.nextSweep = e.now.Add(rejoinSweepEvery)
+	for _, r := range e.replicas {
+		e.maybeRejoin(r, -1, false)
+	}
+}
+
 // maybeRejoin brings replica r into the live connections of service svc
 // (all services when svc < 0) that it is not serving, where the service's
 // policy allows: automatically for RejoinAuto, or on an operator's request
 // (manual) for RejoinAuto and RejoinManual. It returns how many joins began.
 func (e *Engine) maybeRejoin(r *replica, svc int, manual bool) int {
 	n := 0
+	budget := maxJoining
+	for _, ce := range e.conns {
+		if i := ce.conn.MemberIndex(r.id); i >= 0 && ce.conn.MemberJoining(i) {
+			budget--
+		}
+	}
 	for s := range e.services {
 		if svc >= 0 && s != svc || !r.eligible(s, e.now) {
 			continue
@@ -319,11 +345,15 @@ func (e *Engine) maybeRejoin(r *replica, svc int, manual bool) int {
 			}
 		}
 		for _, ce := range e.conns {
+			if budget <= 0 {
+				return n
+			}
 			if ce.svc != s {
 				continue
 			}
 			if ce.conn.Join(e.now, r.id, e) {
 				n++
+				budget--
 				e.schedule(ce)
 			}
 		}

@@ -81,7 +81,8 @@ type member struct {
 	taintEnd seq.Value
 	tainted  bool
 
-	join *joinState // non-nil while joining
+	join   *joinState // non-nil while joining
+	noJoin bool       // a join failed for good (its output differs)
 }
 
 // Conn is one client connection and its legs to the replicas.

@@ -75,7 +75,7 @@ func (c *Conn) Join(now time.Time, id int, out Output) bool {
 		return false
 	}
 	i := c.MemberIndex(id)
-	if i >= 0 && c.members[i].state != memberGone {
+	if i >= 0 && (c.members[i].state != memberGone || c.members[i].noJoin) {
 		return false
 	}
 	if i < 0 {
@@ -400,6 +400,9 @@ func (c *Conn) failJoin(now time.Time, i int, reason Reason, out Output) {
 	}
 	m.state = memberGone
 	m.join = nil
+	// A replica whose output cannot match will not match next time either;
+	// a slow one may be tried again.
+	m.noJoin = reason == ReasonJoinMismatch || reason == ReasonOptionMismatch
 	out.Event(c, Event{Kind: EventJoinFailed, Member: i, From: -1, Reason: reason, Time: now})
 	c.trim()
 }
