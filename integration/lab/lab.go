@@ -48,6 +48,17 @@ type Options struct {
 	// NoVary leaves every replica at the kernel's default TCP sysctls instead
 	// of making replicas 1 and 2 differ (see the package documentation).
 	NoVary bool
+	// Impaired lists the links, named by their box port (Uplink "up0" or a
+	// replica port "rp<i>"), that get an impairment point: a namespace
+	// <Name>-imp-<port> between the host's eth0 and the box port, whose
+	// forwarder process Impair controls (see the package documentation).
+	// Unlisted links are plain veth pairs.
+	Impaired []string
+	// ImpairBin is the impair command (integration/impair/cmd/impair) the
+	// impairment points run. Empty means New builds it into Dir with the go
+	// tool (about half a second with a warm build cache); tests that build
+	// many labs build it once with impair.Build and set this.
+	ImpairBin string
 }
 
 // Lab is one built topology. Its exported fields are read-only descriptions;
@@ -81,6 +92,11 @@ type Lab struct {
 	tmpLinks map[string]bool // root-namespace veth names not yet moved away
 	procs    []*Proc
 	seq      int // makes temporary link names and log names unique
+
+	// imps are the impairment points by link (box port); the map is
+	// filled by New and never changes afterwards.
+	imps      map[string]*impPoint
+	impairBin string // absolute path of the impair command
 }
 
 // New builds a lab. On any error it tears down whatever it had made and
@@ -135,6 +151,9 @@ func New(opts Options) (_ *Lab, err error) {
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.setupImpairs(); err != nil {
+		return nil, err
+	}
 	if err := l.addNS(l.ClientNS); err != nil {
 		return nil, err
 	}
@@ -149,7 +168,7 @@ func New(opts Options) (_ *Lab, err error) {
 			return nil, err
 		}
 	}
-	if err := l.addVeth(l.ClientNS, hostDev, l.BoxNS, l.Uplink); err != nil {
+	if err := l.wire(l.ClientNS, l.Uplink); err != nil {
 		return nil, err
 	}
 	if err := l.ipAll(
@@ -159,6 +178,9 @@ func New(opts Options) (_ *Lab, err error) {
 		return nil, err
 	}
 	if err := l.upBoxPort(l.Uplink); err != nil {
+		return nil, err
+	}
+	if err := l.startImpair(l.Uplink); err != nil {
 		return nil, err
 	}
 	for i := range l.ReplicaNS {
@@ -195,9 +217,10 @@ func (l *Lab) Close() error {
 			errs = append(errs, err)
 		}
 	}
-	// Replicas first, box last but one, client last: the order does not
-	// matter to the kernel but makes partial failures easier to read.
-	order := append(append([]string{}, l.ReplicaNS...), l.BoxNS, l.ClientNS)
+	// Replicas first, then impairment points, box last but one, client
+	// last: the order does not matter to the kernel but makes partial
+	// failures easier to read.
+	order := append(append(append([]string{}, l.ReplicaNS...), l.impNamespaces()...), l.BoxNS, l.ClientNS)
 	for _, ns := range order {
 		if l.live[ns] {
 			if err := l.deleteNS(ns); err != nil {
@@ -223,6 +246,8 @@ func (l *Lab) Close() error {
 // lab's processes in it are killed, its interfaces are deleted (which
 // destroys the veth pairs, so the peer port in the box disappears at once
 // even if a socket still pins the namespace), then the namespace itself.
+// An impaired link ending in ns loses its impairment point too, so the box
+// port still disappears; RecreateReplica rebuilds it.
 func (l *Lab) DeleteNS(ns string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -232,13 +257,15 @@ func (l *Lab) DeleteNS(ns string) error {
 	if !l.live[ns] {
 		return fmt.Errorf("lab: namespace %s is already deleted", ns)
 	}
-	return l.deleteNS(ns)
+	return errors.Join(l.deleteNS(ns), l.dropImpairs(ns))
 }
 
 // RecreateReplica rebuilds replica i's namespace and veth pair after
 // DeleteNS: same namespace name, same box port name, same address and
 // sysctls (the box port gets a new ifindex and MAC, as a replaced host's
-// port would). If the namespace still exists it is deleted first.
+// port would). If the namespace still exists it is deleted first. An
+// impaired link gets a new impairment point with the specs last set (and
+// its counters start from zero).
 func (l *Lab) RecreateReplica(i int) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -251,6 +278,11 @@ func (l *Lab) RecreateReplica(i int) error {
 	ns, port := l.ReplicaNS[i], l.ReplicaPorts[i]
 	if l.live[ns] {
 		if err := l.deleteNS(ns); err != nil {
+			return err
+		}
+	}
+	if ip := l.imps[port]; ip != nil && l.live[ip.ns] {
+		if err := l.deleteNS(ip.ns); err != nil {
 			return err
 		}
 	}
@@ -280,7 +312,7 @@ func (l *Lab) addReplica(i int) error {
 			}
 		}
 	}
-	if err := l.addVeth(ns, hostDev, l.BoxNS, port); err != nil {
+	if err := l.wire(ns, port); err != nil {
 		return err
 	}
 	if err := l.ipAll(
@@ -289,7 +321,10 @@ func (l *Lab) addReplica(i int) error {
 	); err != nil {
 		return err
 	}
-	return l.upBoxPort(port)
+	if err := l.upBoxPort(port); err != nil {
+		return err
+	}
+	return l.startImpair(port)
 }
 
 // replicaSysctls are the per-replica differences that stand in for separate
@@ -460,13 +495,18 @@ func prefix(a netip.Addr) string { return netip.PrefixFrom(a, prefixLen).String(
 
 // usable rejects namespaces the lab did not create: lab code must never
 // touch anyone else's namespace. Callers may hold l.mu (it reads only
-// immutable fields).
+// immutable fields, and the imps map, which New fills once).
 func (l *Lab) usable(ns string) error {
 	if ns == l.ClientNS || ns == l.BoxNS {
 		return nil
 	}
 	for _, r := range l.ReplicaNS {
 		if ns == r {
+			return nil
+		}
+	}
+	for _, ip := range l.imps {
+		if ns == ip.ns {
 			return nil
 		}
 	}

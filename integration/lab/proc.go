@@ -52,6 +52,11 @@ type Proc struct {
 func (l *Lab) Start(ns string, name string, args ...string) (*Proc, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.start(ns, name, args...)
+}
+
+// start is Start for callers holding l.mu.
+func (l *Lab) start(ns string, name string, args ...string) (*Proc, error) {
 	if l.closed {
 		return nil, errors.New("lab: closed")
 	}
