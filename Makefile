@@ -32,3 +32,17 @@ staticcheck:
 # The lab with the built-in default configuration.
 demo:
 	$(GO) run ./cmd/ftbridge demo
+
+# Appliance images (docs/images.md). `make image BOARD=x86_64|arm64` builds
+# images/out/$(BOARD)/disk.img (root; Debian packages via apt); `make bundle`
+# signs an update bundle of it; `make image-test` boots it in qemu.
+BOARD ?= x86_64
+.PHONY: image bundle image-test
+image:
+	bash images/build.sh $(BOARD)
+
+bundle:
+	bash images/bundle.sh $(BOARD)
+
+image-test:
+	FTB_IMAGE_TESTS=1 FTB_IMAGE_BOARDS="$(BOARD)" $(GO) test -count=1 -timeout 45m -v ./images/imagetest/
