@@ -156,7 +156,7 @@ func New(cfg Config) (*Engine, error) {
 			Embryonic:    5 * time.Second,
 			MaxHold:      cfg.Limits.MaxHoldBytes,
 			Hold:         &e.hold,
-			LogMax:       max(cfg.Limits.MaxLogBytes, 0),
+			LogMax:       logMax(cfg.Limits.MaxLogBytes, s.Rejoin),
 			Log:          &e.logBudget,
 			JoinTimeout:  cfg.Timers.JoinTimeout,
 			Tolerant:     s.Replication == ReplicationTolerant,
@@ -448,4 +448,13 @@ func (e *Engine) runTimers() {
 		e.schedule(ce)
 	}
 	e.counters.HeldBytes.Store(e.hold.Used)
+}
+
+// logMax is a service's per-connection input log bound: none where
+// replicas never join live connections.
+func logMax(limit int, p RejoinPolicy) int {
+	if p == RejoinNewOnly {
+		return 0
+	}
+	return max(limit, 0)
 }

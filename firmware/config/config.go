@@ -67,7 +67,38 @@ type Service struct {
 	// Release is the output release policy: "matched" (the default when
 	// empty) or "immediate".
 	Release string `json:"release,omitempty"`
+	// Rejoin says how a recovered replica is brought into live
+	// connections: "auto" (the default), "manual" (on an operator's
+	// request) or "new-only" (it serves new connections only; no input
+	// log is kept for the service).
+	Rejoin string `json:"rejoin,omitempty"`
+	// Replication is "strict" (the default: any output divergence
+	// disqualifies a backup for that connection) or "tolerant" (a
+	// divergence the client has acknowledged past does not).
+	Replication string `json:"replication,omitempty"`
+	// StateHook, if set, must succeed for a replica that came back before
+	// it serves new connections or joins live ones.
+	StateHook *StateHook `json:"state_hook,omitempty"`
 }
+
+// StateHook is a per-service application-state hook: a command run on the
+// box with the replica's name as its last argument (and in FTB_REPLICA), or
+// an HTTP POST to a URL with ?replica=NAME. See docs/rejoin.md.
+type StateHook struct {
+	Command []string `json:"command,omitempty"`
+	URL     string   `json:"url,omitempty"`
+	// Timeout bounds the hook. Default 30s.
+	Timeout Duration `json:"timeout,omitempty"`
+}
+
+// Rejoin policy and replication mode names.
+const (
+	RejoinAuto          = "auto"
+	RejoinManual        = "manual"
+	RejoinNewOnly       = "new-only"
+	ReplicationStrict   = "strict"
+	ReplicationTolerant = "tolerant"
+)
 
 // Release policy names accepted in Service.Release.
 const (
@@ -100,6 +131,12 @@ type Limits struct {
 	// MaxTotalHoldBytes caps the output held over all connections.
 	// Default 512 MiB.
 	MaxTotalHoldBytes int64 `json:"max_total_hold_bytes,omitempty"`
+	// MaxLogBytes caps each connection's input log, kept so that a
+	// recovered replica can be replayed into it; a connection whose input
+	// exceeds it is not re-joinable (and nothing else). Default 1 MiB.
+	MaxLogBytes int `json:"max_log_bytes,omitempty"`
+	// MaxTotalLogBytes caps the input logs of all connections. Default 256 MiB.
+	MaxTotalLogBytes int64 `json:"max_total_log_bytes,omitempty"`
 }
 
 // Timers holds per-connection timers; see engine.TimersConfig.
@@ -114,6 +151,8 @@ type Timers struct {
 	TimeWait Duration `json:"time_wait,omitempty"`
 	// Idle removes connections with no traffic for this long. Default 2h.
 	Idle Duration `json:"idle,omitempty"`
+	// JoinTimeout bounds a rejoin from SYN to caught up. Default 10s.
+	JoinTimeout Duration `json:"join_timeout,omitempty"`
 }
 
 // Default returns the built-in lab configuration used by `ftbridge demo`:
@@ -151,12 +190,15 @@ func (c *Config) Dataplane() engine.Config {
 			MaxConnections:    c.Limits.MaxConnections,
 			MaxHoldBytes:      c.Limits.MaxHoldBytes,
 			MaxTotalHoldBytes: c.Limits.MaxTotalHoldBytes,
+			MaxLogBytes:       c.Limits.MaxLogBytes,
+			MaxTotalLogBytes:  c.Limits.MaxTotalLogBytes,
 		},
 		Timers: engine.TimersConfig{
-			SynAckWait: time.Duration(c.Timers.SynAckWait),
-			FinWait:    time.Duration(c.Timers.FinWait),
-			TimeWait:   time.Duration(c.Timers.TimeWait),
-			Idle:       time.Duration(c.Timers.Idle),
+			SynAckWait:  time.Duration(c.Timers.SynAckWait),
+			FinWait:     time.Duration(c.Timers.FinWait),
+			TimeWait:    time.Duration(c.Timers.TimeWait),
+			Idle:        time.Duration(c.Timers.Idle),
+			JoinTimeout: time.Duration(c.Timers.JoinTimeout),
 		},
 	}
 	for _, r := range c.Replicas {
@@ -166,6 +208,18 @@ func (c *Config) Dataplane() engine.Config {
 		sc := engine.ServiceConfig{Release: engine.ReleaseMatched}
 		if s.Release == ReleaseImmediate {
 			sc.Release = engine.ReleaseImmediate
+		}
+		switch s.Rejoin {
+		case RejoinManual:
+			sc.Rejoin = engine.RejoinManual
+		case RejoinNewOnly:
+			sc.Rejoin = engine.RejoinNewOnly
+		}
+		if s.Replication == ReplicationTolerant {
+			sc.Replication = engine.ReplicationTolerant
+		}
+		if s.StateHook != nil {
+			ec.ReadyGate = true
 		}
 		if a, err := netip.ParseAddr(s.Address); err == nil {
 			sc.Address = a

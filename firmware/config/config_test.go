@@ -33,12 +33,14 @@ const full = `{
     {"name": "c_3", "interface": "port3"}
   ],
   "services": [
-    {"address": "198.18.0.10", "ports": [6379, 80], "release": "immediate"},
-    {"address": "198.18.0.11", "ports": [11211], "release": "matched"}
+    {"address": "198.18.0.10", "ports": [6379, 80], "release": "immediate", "rejoin": "manual", "replication": "tolerant",
+     "state_hook": {"command": ["/usr/local/bin/sync-redis"], "timeout": "20s"}},
+    {"address": "198.18.0.11", "ports": [11211], "release": "matched", "rejoin": "new-only", "replication": "strict"}
   ],
   "health": {"interval": "10ms", "fail_after": 4, "rise_after": 6, "stall_timeout": "250ms", "hold_down": "5s"},
-  "limits": {"max_connections": 1000, "max_hold_bytes": 65536, "max_total_hold_bytes": 1048576},
-  "timers": {"synack_wait": "100ms", "fin_wait": "400ms", "time_wait": "10s", "idle": "1h"}
+  "limits": {"max_connections": 1000, "max_hold_bytes": 65536, "max_total_hold_bytes": 1048576,
+             "max_log_bytes": 4096, "max_total_log_bytes": 65536},
+  "timers": {"synack_wait": "100ms", "fin_wait": "400ms", "time_wait": "10s", "idle": "1h", "join_timeout": "5s"}
 }`
 
 func mustParse(t testing.TB, doc string) *config.Config {
@@ -85,12 +87,13 @@ func TestDefaultsAreTheEngines(t *testing.T) {
 	}) {
 		t.Errorf("Health = %+v", got.Health)
 	}
-	if got.Limits != (engine.LimitsConfig{MaxConnections: 65536, MaxHoldBytes: 4 << 20, MaxTotalHoldBytes: 512 << 20}) {
+	if got.Limits != (engine.LimitsConfig{MaxConnections: 65536, MaxHoldBytes: 4 << 20, MaxTotalHoldBytes: 512 << 20,
+		MaxLogBytes: 1 << 20, MaxTotalLogBytes: 256 << 20}) {
 		t.Errorf("Limits = %+v", got.Limits)
 	}
 	if got.Timers != (engine.TimersConfig{
 		SynAckWait: 200 * time.Millisecond, FinWait: 300 * time.Millisecond,
-		TimeWait: 30 * time.Second, Idle: 2 * time.Hour,
+		TimeWait: 30 * time.Second, Idle: 2 * time.Hour, JoinTimeout: 10 * time.Second,
 	}) {
 		t.Errorf("Timers = %+v", got.Timers)
 	}
@@ -112,19 +115,23 @@ func TestFullDocument(t *testing.T) {
 			{Name: "c_3", Interface: "port3"},
 		},
 		Services: []engine.ServiceConfig{
-			{Address: netip.MustParseAddr("198.18.0.10"), Ports: []uint16{6379, 80}, Release: engine.ReleaseImmediate},
-			{Address: netip.MustParseAddr("198.18.0.11"), Ports: []uint16{11211}, Release: engine.ReleaseMatched},
+			{Address: netip.MustParseAddr("198.18.0.10"), Ports: []uint16{6379, 80}, Release: engine.ReleaseImmediate,
+				Rejoin: engine.RejoinManual, Replication: engine.ReplicationTolerant},
+			{Address: netip.MustParseAddr("198.18.0.11"), Ports: []uint16{11211}, Release: engine.ReleaseMatched,
+				Rejoin: engine.RejoinNewOnly},
 		},
+		ReadyGate:   true,
 		VIPMAC:      [6]byte{0x02, 0x00, 0x5e, 0x10, 0x00, 0x01},
 		ProbeSource: netip.MustParseAddr("198.18.0.200"),
 		Health: engine.HealthConfig{
 			Interval: 10 * time.Millisecond, FailAfter: 4, RiseAfter: 6,
 			StallTimeout: 250 * time.Millisecond, HoldDown: 5 * time.Second,
 		},
-		Limits: engine.LimitsConfig{MaxConnections: 1000, MaxHoldBytes: 65536, MaxTotalHoldBytes: 1 << 20},
+		Limits: engine.LimitsConfig{MaxConnections: 1000, MaxHoldBytes: 65536, MaxTotalHoldBytes: 1 << 20,
+			MaxLogBytes: 4096, MaxTotalLogBytes: 65536},
 		Timers: engine.TimersConfig{
 			SynAckWait: 100 * time.Millisecond, FinWait: 400 * time.Millisecond,
-			TimeWait: 10 * time.Second, Idle: time.Hour,
+			TimeWait: 10 * time.Second, Idle: time.Hour, JoinTimeout: 5 * time.Second,
 		},
 	}
 	if !reflect.DeepEqual(got, want) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"time"
 )
 
@@ -167,6 +168,36 @@ func (c *Config) validateServices() error {
 		default:
 			return fieldErr(p+".release", "%q is not a release policy (want %q or %q)", s.Release, ReleaseMatched, ReleaseImmediate)
 		}
+		switch s.Rejoin {
+		case "", RejoinAuto, RejoinManual, RejoinNewOnly:
+		default:
+			return fieldErr(p+".rejoin", "%q is not a rejoin policy (want %q, %q or %q)", s.Rejoin, RejoinAuto, RejoinManual, RejoinNewOnly)
+		}
+		switch s.Replication {
+		case "", ReplicationStrict, ReplicationTolerant:
+		default:
+			return fieldErr(p+".replication", "%q is not a replication mode (want %q or %q)", s.Replication, ReplicationStrict, ReplicationTolerant)
+		}
+		if h := s.StateHook; h != nil {
+			hp := p + ".state_hook"
+			switch {
+			case len(h.Command) > 0 && h.URL != "":
+				return fieldErr(hp, "give command or url, not both")
+			case len(h.Command) == 0 && h.URL == "":
+				return fieldErr(hp, "needs a command or a url")
+			case len(h.Command) > 0 && h.Command[0] == "":
+				return fieldErr(hp+".command[0]", "empty program name")
+			}
+			if h.URL != "" {
+				u, err := url.Parse(h.URL)
+				if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					return fieldErr(hp+".url", "%q is not an http(s) URL", h.URL)
+				}
+			}
+			if err := checkRange(hp+".timeout", int64(h.Timeout), int64(time.Millisecond), int64(time.Hour), func(v int64) string { return time.Duration(v).String() }); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -184,6 +215,7 @@ func (c *Config) validateTuning() error {
 		{"timers.fin_wait", c.Timers.FinWait, minFinWait, maxFinWait},
 		{"timers.time_wait", c.Timers.TimeWait, minTimeWait, maxTimeWait},
 		{"timers.idle", c.Timers.Idle, minIdle, maxIdle},
+		{"timers.join_timeout", c.Timers.JoinTimeout, time.Millisecond, time.Hour},
 	}
 	for _, d := range durations {
 		if err := checkRange(d.field, int64(d.v), int64(d.min), int64(d.max), func(v int64) string { return time.Duration(v).String() }); err != nil {
@@ -200,6 +232,8 @@ func (c *Config) validateTuning() error {
 		{"limits.max_connections", int64(c.Limits.MaxConnections), maxConnections},
 		{"limits.max_hold_bytes", int64(c.Limits.MaxHoldBytes), maxHoldBytes},
 		{"limits.max_total_hold_bytes", c.Limits.MaxTotalHoldBytes, maxTotalHoldBytes},
+		{"limits.max_log_bytes", int64(c.Limits.MaxLogBytes), maxHoldBytes},
+		{"limits.max_total_log_bytes", c.Limits.MaxTotalLogBytes, maxTotalHoldBytes},
 	}
 	for _, n := range ints {
 		if err := checkRange(n.field, n.v, 1, n.max, func(v int64) string { return fmt.Sprint(v) }); err != nil {
