@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The load protocol. A client opens a connection and sends a 24-byte
@@ -95,10 +98,16 @@ func raiseNoFile(want uint64) {
 	}
 }
 
-// serveMain is "ftbench serve -listen ADDR -ports P,P -hold P": the load
-// server on every listed port plus a hold port that accepts connections
-// and keeps them without reading (for the memory-per-connection test). It
-// runs until killed.
+// maxConnsPerProc is how many connections one load process (client or
+// hold server) is given: the open-file limit may be as low as 20000 and
+// cannot always be raised (no CAP_SYS_RESOURCE in a sandbox).
+const maxConnsPerProc = 15000
+
+// serveMain is "ftbench serve -listen ADDR [-ports P,P] [-hold P]": the
+// load server on every listed port plus a hold port that accepts
+// connections and keeps them without reading (for the memory-per-connection
+// test). The hold port is opened with SO_REUSEPORT so that several
+// processes can share 100k connections between them. It runs until killed.
 func serveMain(args []string) int {
 	var addr, ports string
 	hold := 0
@@ -112,13 +121,16 @@ func serveMain(args []string) int {
 			hold, _ = strconv.Atoi(args[i+1])
 		}
 	}
-	if addr == "" || ports == "" {
-		fmt.Fprintln(os.Stderr, "usage: ftbench serve -listen ADDR -ports P[,P...] [-hold P]")
+	if addr == "" || (ports == "" && hold == 0) {
+		fmt.Fprintln(os.Stderr, "usage: ftbench serve -listen ADDR [-ports P[,P...]] [-hold P]")
 		return 2
 	}
 	raiseNoFile(1 << 20)
 	errc := make(chan error, 8)
 	for _, p := range strings.Split(ports, ",") {
+		if p == "" {
+			continue
+		}
 		ln, err := net.Listen("tcp", net.JoinHostPort(addr, p))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -127,7 +139,14 @@ func serveMain(args []string) int {
 		go func() { errc <- serveLoad(ln) }()
 	}
 	if hold > 0 {
-		ln, err := net.Listen("tcp", net.JoinHostPort(addr, strconv.Itoa(hold)))
+		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+			})
+			return errors.Join(err, serr)
+		}}
+		ln, err := lc.Listen(context.Background(), "tcp", net.JoinHostPort(addr, strconv.Itoa(hold)))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
@@ -464,8 +483,8 @@ func runConnRate(s loadSpec) (loadResult, error) {
 }
 
 // runHold opens s.N idle connections from s.Workers goroutines, spread
-// over s.Sources, prints "READY count errors" on stderr-free channel out,
-// waits until in is closed, then closes them all.
+// over s.Sources, writes "READY count errors" to out, waits until in is
+// closed, then closes them all.
 func runHold(s loadSpec, in io.Reader, out io.Writer) (loadResult, error) {
 	conns := make([]net.Conn, s.N)
 	var next, errs atomic.Int64

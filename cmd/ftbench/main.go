@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -37,7 +38,8 @@ type bench struct {
 	dur, rrDur     time.Duration
 	failovers      int
 	failoverBudget time.Duration // per fault kind
-	memConns       []int
+	memConns       []int         // sorted
+	haproxyMax     int           // HAProxy's maxconn: what the open-file limit allows
 	iperf          bool
 	profile        bool
 	quick          bool
@@ -84,6 +86,16 @@ func run(args []string, stderr io.Writer) int {
 			b.memConns = append(b.memConns, n)
 		}
 	}
+	slices.Sort(b.memConns)
+	if len(b.memConns) == 0 {
+		b.memConns = []int{10000}
+	}
+	// HAProxy needs two sockets per connection in one process.
+	b.haproxyMax = 300000
+	var rl syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) == nil && rl.Max < 2*uint64(b.haproxyMax)+100 {
+		b.haproxyMax = int(rl.Max/2) - 500
+	}
 	if *quick {
 		b.dur, b.rrDur, b.failovers, b.iperf = 1500*time.Millisecond, 1500*time.Millisecond, 5, false
 		b.memConns, b.failoverBudget = []int{10000}, 20*time.Second
@@ -128,7 +140,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 
 	start := time.Now()
-	rep := &report{started: start, quick: b.quick, dur: b.dur, rrDur: b.rrDur, sections: sections}
+	rep := &report{started: start, quick: b.quick, dur: b.dur, rrDur: b.rrDur, sections: sections, loadStart: loadAvg()}
 	for _, name := range wantTopo {
 		if !slices.Contains(allTopos, name) {
 			logger.Printf("unknown topology %q", name)
@@ -169,6 +181,7 @@ func run(args []string, stderr io.Writer) int {
 		}
 	}
 	rep.elapsed = time.Since(start)
+	rep.loadEnd = loadAvg()
 	if err := rep.write(b); err != nil {
 		logger.Print(err)
 		return 1
@@ -211,7 +224,14 @@ func (b *bench) runBaseline(rep *report, want []string, has func(string) bool) e
 
 // runFTB measures ftbridge with n replicas.
 func (b *bench) runFTB(rep *report, n int, has func(string) bool) error {
-	t, err := b.newFTB(n)
+	hold := 0
+	if has("mem") {
+		hold = b.memConns[len(b.memConns)-1]
+		if n != 2 {
+			hold = b.memConns[0]
+		}
+	}
+	t, err := b.newFTB(n, hold)
 	if err != nil {
 		return err
 	}
@@ -255,8 +275,12 @@ func (b *bench) measureAll(t *topo, r *topoResult, has func(string) bool, mem bo
 	}
 	if has("mem") && mem {
 		counts := b.memConns
-		if t.name == "ftbridge-1" || t.name == "ftbridge-3" {
-			counts = counts[:min(1, len(counts))]
+		switch t.name {
+		case "ftbridge-1", "ftbridge-3":
+			counts = counts[:1]
+		case "haproxy":
+			// As many as its open-file limit allows, once.
+			counts = []int{min(counts[0], b.haproxyMax-200)}
 		}
 		for _, n := range counts {
 			if b.late(t.name + " mem") {

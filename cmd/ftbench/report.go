@@ -24,6 +24,18 @@ type report struct {
 	results    []*topoResult
 	stalls     []stallResult
 	problems   []string
+	// load is the machine's load average at the start and the end: other
+	// jobs on the same cores show up here.
+	loadStart, loadEnd string
+}
+
+// loadAvg returns the 1, 5 and 15 minute load averages.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
 
 func (r *report) get(name string) *topoResult {
@@ -173,6 +185,8 @@ func (r *report) write(b *bench) error {
 	}
 	w(".\n- Machine: %s.\n", machine())
 	w("- Commit: %s. HAProxy: %s. iperf3: %s.\n", gitRev(b.root), toolVersion("haproxy", "-v"), toolVersion("iperf3", "--version"))
+	w("- Load average (1/5/15 min) at the start %s, at the end %s: anything above what the bench itself\n", r.loadStart, r.loadEnd)
+	w("  runs (about 2) means other jobs shared the two cores and the numbers are noisier.\n")
 	w("- Bulk runs last %v each, request/response and connection-rate runs %v. Noise between runs on this\n", r.dur, r.rrDur)
 	w("  machine kind is about +-30%%, so only ratios within one run mean much.\n\n")
 	if len(r.problems) > 0 {

@@ -83,14 +83,20 @@ func (b *bench) clientSetup(l *lab.Lab) ([]string, error) {
 }
 
 // startServers starts the load server (and iperf3 when asked) in every
-// replica namespace, listening on addr.
-func (b *bench) startServers(t *topo, addrs []string) error {
+// replica namespace, listening on addr, plus enough extra hold-port
+// processes for holdConns connections per replica.
+func (b *bench) startServers(t *topo, addrs []string, holdConns int) error {
 	for i, ns := range t.lab.ReplicaNS {
 		p, err := t.lab.Start(ns, b.self, "serve", "-listen", addrs[i], "-ports", strconv.Itoa(loadPort), "-hold", strconv.Itoa(holdPort))
 		if err != nil {
 			return err
 		}
 		t.servers = append(t.servers, p)
+		for k := maxConnsPerProc; k < holdConns; k += maxConnsPerProc {
+			if _, err := t.lab.Start(ns, b.self, "serve", "-listen", addrs[i], "-hold", strconv.Itoa(holdPort)); err != nil {
+				return err
+			}
+		}
 		if t.iperf && i == 0 {
 			if _, err := t.lab.Start(ns, "iperf3", "-s", "-B", addrs[i], "-p", strconv.Itoa(iperfPort)); err != nil {
 				return err
@@ -179,31 +185,30 @@ func (b *bench) newBaseline() (*topo, error) {
 		"net.ipv4.tcp_tw_reuse", "1"); err != nil {
 		return fail(err)
 	}
-	if err := b.startServers(t, addrs); err != nil {
+	// HAProxy spreads the hold connections over both replicas.
+	if err := b.startServers(t, addrs, b.haproxyMax); err != nil {
 		return fail(err)
 	}
 	return t, nil
 }
 
 // haproxyConfig is HAProxy in TCP mode in front of both baseline replicas:
-// round robin (so 100k connections need no more than one source address's
-// ports per replica), no health checks, no logging.
-func haproxyConfig() string {
+// round robin, no health checks, no logging, at most maxconn connections.
+func haproxyConfig(maxconn int) string {
 	var sb strings.Builder
-	sb.WriteString(`global
-    maxconn 300000
-defaults
+	fmt.Fprintf(&sb, "global\n    maxconn %d\n", maxconn)
+	sb.WriteString(`defaults
     mode tcp
     timeout connect 5s
     timeout client 1h
     timeout server 1h
 `)
 	for _, p := range []int{loadPort, holdPort, iperfPort} {
-		fmt.Fprintf(&sb, "frontend f%d\n    bind 198.18.0.10:%d\n    maxconn 300000\n    default_backend b%d\n", p, p, p)
+		fmt.Fprintf(&sb, "frontend f%d\n    bind 198.18.0.10:%d\n    maxconn %d\n    default_backend b%d\n", p, p, maxconn, p)
 		fmt.Fprintf(&sb, "backend b%d\n    balance roundrobin\n", p)
-		fmt.Fprintf(&sb, "    server a 198.18.1.10:%d maxconn 300000\n", p)
+		fmt.Fprintf(&sb, "    server a 198.18.1.10:%d maxconn %d\n", p, maxconn)
 		if p != iperfPort {
-			fmt.Fprintf(&sb, "    server b 198.18.2.10:%d maxconn 300000\n", p)
+			fmt.Fprintf(&sb, "    server b 198.18.2.10:%d maxconn %d\n", p, maxconn)
 		}
 	}
 	return sb.String()
@@ -232,7 +237,7 @@ func (b *bench) startHAProxy(t *topo) error {
 		return err
 	}
 	cfg := filepath.Join(t.lab.Dir(), "haproxy.cfg")
-	if err := os.WriteFile(cfg, []byte(haproxyConfig()), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(haproxyConfig(b.haproxyMax)), 0o600); err != nil {
 		return err
 	}
 	p, err := t.lab.Start(t.lab.BoxNS, "haproxy", "-f", cfg, "-db")
@@ -268,8 +273,9 @@ func ftbConfig(l *lab.Lab, iperf bool, extra string) string {
 `, l.Uplink, strings.Join(reps, ", "), l.VIP, ports, extra)
 }
 
-// newFTB builds a lab with n replicas and ftbridged in its box namespace.
-func (b *bench) newFTB(n int) (*topo, error) {
+// newFTB builds a lab with n replicas and ftbridged in its box namespace,
+// with hold servers for holdConns connections.
+func (b *bench) newFTB(n, holdConns int) (*topo, error) {
 	l, err := lab.New(lab.Options{Replicas: n, NoVary: true})
 	if err != nil {
 		return nil, err
@@ -286,7 +292,7 @@ func (b *bench) newFTB(n int) (*topo, error) {
 	for i := range addrs {
 		addrs[i] = l.VIP.String()
 	}
-	if err := b.startServers(t, addrs); err != nil {
+	if err := b.startServers(t, addrs, holdConns); err != nil {
 		return fail(err)
 	}
 	if err := b.startDaemon(t, ""); err != nil {
