@@ -2,12 +2,18 @@
 // transparent TCP failover dataplane between an uplink and the replica
 // ports named in its configuration file.
 //
-//	ftbridged --config /etc/ftbridge/config.json
+//	ftbridged --config /etc/ftbridge/config.json [--data-dir /var/lib/ftbridge]
 //
 // It runs in the foreground, logs to stderr (one line per event; -json for
 // JSON lines), and stops cleanly on SIGTERM or SIGINT. SIGUSR1 writes a
 // JSON snapshot of the dataplane (replicas, connections, counters) to
 // stderr. It works inside a network namespace (ip netns exec NS ftbridged).
+//
+// With --data-dir, or when the configuration has a "management" section,
+// it also runs the management plane (firmware/mgmt): the REST API over
+// HTTPS, the event log, the configuration history and safe apply, metrics,
+// and the systemd notify protocol (docs/api.md). Without either it listens
+// on nothing.
 package main
 
 import (
@@ -24,6 +30,7 @@ import (
 
 	"github.com/ftbridge/ftbridge/dataplane/engine"
 	"github.com/ftbridge/ftbridge/firmware/config"
+	"github.com/ftbridge/ftbridge/firmware/mgmt"
 )
 
 func main() {
@@ -41,6 +48,7 @@ func run(args []string, stderr io.Writer) int {
 	jsonLog := fs.Bool("json", false, "log events as JSON lines")
 	quiet := fs.Bool("quiet-conns", false, "do not log per-connection open/close events")
 	check := fs.Bool("check", false, "validate the configuration and exit")
+	dataDir := fs.String("data-dir", "", "run the management plane with its state in `DIR` (default "+mgmt.DefaultDataDir+" when the configuration has a management section)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -57,6 +65,12 @@ func run(args []string, stderr io.Writer) int {
 	if *check {
 		fmt.Fprintln(stderr, "configuration OK")
 		return 0
+	}
+	if *dataDir != "" || cfg.Management != nil {
+		if *dataDir == "" {
+			*dataDir = mgmt.DefaultDataDir
+		}
+		return runManaged(*cfgPath, *dataDir, logger, stderr, usr1, *jsonLog, *quiet)
 	}
 	eng, err := engine.New(cfg.Dataplane())
 	if err != nil {
