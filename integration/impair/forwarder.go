@@ -72,7 +72,7 @@ func New(hostIf, boxIf string) (*Forwarder, error) {
 			return nil, fmt.Errorf("impair: %w", err)
 		}
 		dir := &direction{dir: d, in: ends[i][0], out: ends[i][1], poller: p}
-		dir.sh = newShaper(d, &dir.counters)
+		dir.sh = newShaper(d, dir.in.VNetHdr(), &dir.counters)
 		f.dirs[i] = dir
 		f.specs[i] = Spec{Dir: d}
 	}
@@ -189,7 +189,6 @@ func (d *direction) loop(ctx context.Context, clock func() time.Duration) error 
 	}
 	sizes := make([]int, batch)
 	fds, ready := []int{d.in.Fd()}, []bool{false}
-	vnet := d.in.VNetHdr()
 	for ctx.Err() == nil {
 		if s := d.pending.Swap(nil); s != nil {
 			d.sh.setSpec(*s)
@@ -219,9 +218,7 @@ func (d *direction) loop(ctx context.Context, clock func() time.Duration) error 
 					d.counters.errors.Add(1)
 					continue
 				}
-				b := bufs[i][:sizes[i]]
-				wire, size := wireSize(b, vnet)
-				d.sh.arrive(b, wire, size, now)
+				d.sh.arrive(bufs[i][:sizes[i]], now)
 			}
 		}
 		d.sh.release(clock())

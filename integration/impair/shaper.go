@@ -52,12 +52,12 @@ func (p *pool) put(b []byte) {
 // counters are one direction's Counters, updated by its goroutine and read
 // by Stats from any goroutine.
 type counters struct {
-	received, forwarded, bytes, lost, duplicated, reordered, delayed, overflow, errors atomic.Uint64
+	received, segmented, forwarded, bytes, lost, duplicated, reordered, delayed, overflow, errors atomic.Uint64
 }
 
 func (c *counters) snapshot() Counters {
 	return Counters{
-		Received: c.received.Load(), Forwarded: c.forwarded.Load(), Bytes: c.bytes.Load(),
+		Received: c.received.Load(), Segmented: c.segmented.Load(), Forwarded: c.forwarded.Load(), Bytes: c.bytes.Load(),
 		Lost: c.lost.Load(), Duplicated: c.duplicated.Load(), Reordered: c.reordered.Load(),
 		Delayed: c.delayed.Load(), Overflow: c.overflow.Load(), Errors: c.errors.Load(),
 	}
@@ -115,6 +115,7 @@ func (q *fifo) pop() frame {
 // Recycle. Frames that leave at once are not copied; queued ones are.
 type shaper struct {
 	dir   Direction
+	vnet  bool // frames start with a virtio_net_hdr
 	spec  Spec
 	gap   int
 	limit int
@@ -130,6 +131,7 @@ type shaper struct {
 	lastDue     time.Duration
 	linkFree    time.Duration // when the rate limiter's wire is free again
 	seq         uint64
+	segs        [][]byte // scratch for segmentTCP
 
 	// out are the frames to write now, in order; outLen their frame
 	// bytes; outOwned the pool buffers to recycle once written.
@@ -138,8 +140,8 @@ type shaper struct {
 	outOwned [][]byte
 }
 
-func newShaper(dir Direction, c *counters) *shaper {
-	s := &shaper{dir: dir, c: c}
+func newShaper(dir Direction, vnet bool, c *counters) *shaper {
+	s := &shaper{dir: dir, vnet: vnet, c: c}
 	s.setSpec(Spec{Dir: dir})
 	return s
 }
@@ -162,18 +164,42 @@ func (s *shaper) txTime(size int) time.Duration {
 }
 
 // arrive takes a frame read at now. b is borrowed: it is either placed in
-// out as is (valid until Recycle) or copied. wire is the frame's size on the
-// wire, for the rate limiter; size its bytes without virtio_net_hdr.
-func (s *shaper) arrive(b []byte, wire, size int, now time.Duration) {
+// out as is (valid until recycle) or copied. When a per-frame random
+// decision is on, a TCP super-frame is first split into the segments a wire
+// would carry, so that loss, duplication and reordering hit packets, not
+// 64 KiB bursts of them.
+func (s *shaper) arrive(b []byte, now time.Duration) {
+	sp := &s.spec
+	if s.vnet && (sp.Loss > 0 || sp.Duplicate > 0 || sp.Reorder > 0) {
+		if segs, ok := segmentTCP(b, s.pool.get, s.segs[:0]); ok {
+			s.c.segmented.Add(1)
+			for _, seg := range segs {
+				s.arriveOne(seg, true, now)
+			}
+			clear(segs)
+			s.segs = segs[:0]
+			return
+		}
+	}
+	s.arriveOne(b, false, now)
+}
+
+// arriveOne shapes one frame; owned says whether b is a pool buffer this
+// shaper may keep (a segment) or the caller's read buffer.
+func (s *shaper) arriveOne(b []byte, owned bool, now time.Duration) {
 	s.c.received.Add(1)
 	s.seq++
+	wire, size := wireSize(b, s.vnet)
 	if s.spec.IsZero() && s.q.empty() {
-		s.emit(frame{b: b, seq: s.seq, size: size})
+		s.emit(frame{b: b, owned: owned, seq: s.seq, size: size})
 		return
 	}
 	sp := &s.spec
 	if sp.Loss > 0 && s.rng.Float64() < sp.Loss {
 		s.c.lost.Add(1)
+		if owned {
+			s.pool.put(b)
+		}
 		return
 	}
 	copies := 1
@@ -182,10 +208,16 @@ func (s *shaper) arrive(b []byte, wire, size int, now time.Duration) {
 		s.c.duplicated.Add(1)
 	}
 	for k := range copies {
-		seq := s.seq
+		seq, fb, fowned := s.seq, b, owned
 		if k > 0 {
 			s.seq++
 			seq = s.seq
+			if owned {
+				// Each copy in out must be a buffer of its own, or recycle
+				// would return one buffer to the pool twice.
+				fb = s.pool.get(len(b))
+				copy(fb, b)
+			}
 		}
 		due, linkFree := now, s.linkFree
 		if sp.RateBps > 0 {
@@ -203,21 +235,27 @@ func (s *shaper) arrive(b []byte, wire, size int, now time.Duration) {
 		hold := sp.Reorder > 0 && s.rng.Float64() < sp.Reorder
 		if !hold && due <= now && s.q.empty() {
 			s.linkFree, s.lastDue = linkFree, due
-			s.emit(frame{b: b, seq: seq, size: size})
+			s.emit(frame{b: fb, owned: fowned, seq: seq, size: size})
 			continue
 		}
 		bufCap := smallFrame
-		if len(b) > smallFrame {
+		if len(fb) > smallFrame {
 			bufCap = maxFrame
 		}
 		if s.queued >= s.limit || s.queuedBytes+bufCap > QueueBytes {
 			// Dropped before taking wire time or a place in the order.
 			s.c.overflow.Add(1)
+			if fowned {
+				s.pool.put(fb)
+			}
 			continue
 		}
 		s.linkFree, s.lastDue = linkFree, due
-		c := s.pool.get(len(b))
-		copy(c, b)
+		c := fb
+		if !fowned {
+			c = s.pool.get(len(fb))
+			copy(c, fb)
+		}
 		f := frame{b: c, owned: true, due: due, seq: seq, size: size}
 		s.queued++
 		s.queuedBytes += cap(c)
@@ -335,24 +373,4 @@ func (s *shaper) recycle() {
 	}
 	clear(s.out)
 	s.out, s.outLen, s.outOwned = s.out[:0], s.outLen[:0], s.outOwned[:0]
-}
-
-// wireSize returns a frame's bytes without its virtio_net_hdr (size) and
-// its bytes on a wire (wire): a GSO super-frame becomes several segments,
-// each repeating the headers.
-func wireSize(b []byte, vnet bool) (wire, size int) {
-	if !vnet {
-		return len(b), len(b)
-	}
-	if len(b) < link.VNetHdrLen {
-		return len(b), len(b)
-	}
-	h := link.DecodeVNetHeader(b)
-	size = len(b) - link.VNetHdrLen
-	wire = size
-	if h.GSOType != link.VNetGSONone && h.GSOSize > 0 && int(h.HdrLen) < size {
-		segs := (size - int(h.HdrLen) + int(h.GSOSize) - 1) / int(h.GSOSize)
-		wire += (segs - 1) * int(h.HdrLen)
-	}
-	return wire, size
 }

@@ -28,7 +28,7 @@ type sim struct {
 
 func newSim(t *testing.T, spec Spec) *sim {
 	m := &sim{t: t, frame: make([]byte, 200)}
-	m.s = newShaper(ToBox, &m.c)
+	m.s = newShaper(ToBox, false, &m.c)
 	spec.Dir = ToBox
 	m.s.setSpec(spec)
 	return m
@@ -41,7 +41,7 @@ func (m *sim) arrive(id uint32, n int) {
 	}
 	b := m.frame[:n]
 	binary.BigEndian.PutUint32(b, id)
-	m.s.arrive(b, n, n, m.now)
+	m.s.arrive(b, m.now)
 	m.flush()
 	// The caller reuses its read buffer: anything not copied is clobbered.
 	binary.BigEndian.PutUint32(b, 0xdeadbeef)
@@ -100,11 +100,11 @@ func seq(n int) []uint32 {
 func TestZeroSpecPassesAtOnceWithoutCopy(t *testing.T) {
 	m := newSim(t, Spec{})
 	b := make([]byte, 100)
-	m.s.arrive(b, 100, 90, 0)
+	m.s.arrive(b, 0)
 	if len(m.s.out) != 1 || &m.s.out[0][0] != &b[0] || len(m.s.outOwned) != 0 {
 		t.Fatalf("zero spec: out %d frames, owned %d; want the read buffer itself", len(m.s.out), len(m.s.outOwned))
 	}
-	if m.s.outLen[0] != 90 {
+	if m.s.outLen[0] != 100 {
 		t.Errorf("outLen = %d, want the size given", m.s.outLen[0])
 	}
 	m.s.recycle()
@@ -164,13 +164,13 @@ func TestLossRateAndReproducibility(t *testing.T) {
 
 func TestDirectionsDecideDifferently(t *testing.T) {
 	var ca, cb counters
-	a, b := newShaper(ToBox, &ca), newShaper(FromBox, &cb)
+	a, b := newShaper(ToBox, false, &ca), newShaper(FromBox, false, &cb)
 	a.setSpec(Spec{Dir: ToBox, Loss: 0.5})
 	b.setSpec(Spec{Dir: FromBox, Loss: 0.5})
 	same := 0
 	for range 200 {
-		a.arrive(make([]byte, 60), 60, 60, 0)
-		b.arrive(make([]byte, 60), 60, 60, 0)
+		a.arrive(make([]byte, 60), 0)
+		b.arrive(make([]byte, 60), 0)
 		if len(a.out) == len(b.out) {
 			same++
 		}
@@ -378,7 +378,7 @@ func TestSpecChangeDoesNotReorder(t *testing.T) {
 		t.Fatalf("out %v, want 1 2 3", m.ids())
 	}
 	// The queue is empty again: back to the zero-copy path.
-	m.s.arrive(make([]byte, 60), 60, 60, m.now)
+	m.s.arrive(make([]byte, 60), m.now)
 	if len(m.s.outOwned) != 0 || len(m.s.out) != 1 {
 		t.Error("cleared spec still copies")
 	}
@@ -409,11 +409,11 @@ func TestPoolReuse(t *testing.T) {
 
 func BenchmarkShaperZero(b *testing.B) {
 	var c counters
-	s := newShaper(ToBox, &c)
+	s := newShaper(ToBox, false, &c)
 	f := make([]byte, 1500)
 	b.ReportAllocs()
 	for b.Loop() {
-		s.arrive(f, 1500, 1500, 0)
+		s.arrive(f, 0)
 		s.release(0)
 		s.recycle()
 	}
@@ -421,14 +421,14 @@ func BenchmarkShaperZero(b *testing.B) {
 
 func BenchmarkShaperDelayed(b *testing.B) {
 	var c counters
-	s := newShaper(ToBox, &c)
+	s := newShaper(ToBox, false, &c)
 	s.setSpec(Spec{Dir: ToBox, Delay: time.Millisecond, Loss: 0.01, Reorder: 0.01})
 	f := make([]byte, 1500)
 	now := time.Duration(0)
 	b.ReportAllocs()
 	for b.Loop() {
 		now += time.Microsecond
-		s.arrive(f, 1500, 1500, now)
+		s.arrive(f, now)
 		s.release(now)
 		s.recycle()
 	}

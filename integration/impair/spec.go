@@ -88,8 +88,12 @@ const (
 // order they arrived: a frame whose jittered time falls before its
 // predecessor's leaves right after it.
 //
-// Impairments act on frames as the kernel hands them over, which on veths
-// may be GSO super-frames of up to 64 KiB (tc netem behaves the same way).
+// On veths the kernel hands over TCP GSO super-frames of up to 64 KiB.
+// While Loss, Duplicate or Reorder is set they are split into the MSS-sized
+// segments a wire would carry (Counters.Segmented), so those decisions hit
+// packets rather than bursts of up to 45 of them; delay and rate act on
+// super-frames whole (the rate counting every segment's headers). Other
+// GSO frames (UDP) are never split.
 type Spec struct {
 	// Dir selects the direction(s) this spec sets; the other direction
 	// keeps whatever spec it had.
@@ -301,8 +305,12 @@ func parseDuration(name, v string) (time.Duration, error) {
 
 // Counters count what one direction of a forwarder did with its frames.
 type Counters struct {
-	// Received counts frames read from the direction's input interface.
+	// Received counts frames read from the direction's input interface, a
+	// split super-frame (see Segmented) counting as its segments.
 	Received uint64 `json:"received"`
+	// Segmented counts TCP GSO super-frames split into segments before
+	// Loss, Duplicate or Reorder decided about them.
+	Segmented uint64 `json:"segmented"`
 	// Forwarded counts frames written to the output interface, duplicates
 	// included.
 	Forwarded uint64 `json:"forwarded"`
@@ -328,9 +336,20 @@ type Counters struct {
 // Add returns the field-wise sum of c and o.
 func (c Counters) Add(o Counters) Counters {
 	return Counters{
-		Received: c.Received + o.Received, Forwarded: c.Forwarded + o.Forwarded, Bytes: c.Bytes + o.Bytes,
+		Received: c.Received + o.Received, Segmented: c.Segmented + o.Segmented, Forwarded: c.Forwarded + o.Forwarded, Bytes: c.Bytes + o.Bytes,
 		Lost: c.Lost + o.Lost, Duplicated: c.Duplicated + o.Duplicated, Reordered: c.Reordered + o.Reordered,
 		Delayed: c.Delayed + o.Delayed, Overflow: c.Overflow + o.Overflow, Errors: c.Errors + o.Errors,
+	}
+}
+
+// Sub returns the field-wise difference c - o, e.g. the counters of one
+// transfer from snapshots taken before and after it.
+func (c Counters) Sub(o Counters) Counters {
+	return Counters{
+		Received: c.Received - o.Received, Segmented: c.Segmented - o.Segmented, Forwarded: c.Forwarded - o.Forwarded,
+		Bytes: c.Bytes - o.Bytes, Lost: c.Lost - o.Lost, Duplicated: c.Duplicated - o.Duplicated,
+		Reordered: c.Reordered - o.Reordered, Delayed: c.Delayed - o.Delayed, Overflow: c.Overflow - o.Overflow,
+		Errors: c.Errors - o.Errors,
 	}
 }
 

@@ -165,3 +165,13 @@ func TestControl(t *testing.T) {
 		t.Error("Stats on a closed socket succeeded")
 	}
 }
+
+func TestCountersSub(t *testing.T) {
+	a := Counters{Received: 10, Segmented: 1, Forwarded: 9, Bytes: 900, Lost: 2, Duplicated: 1, Reordered: 3, Delayed: 4, Overflow: 5, Errors: 6}
+	if got := a.Add(a).Sub(a); got != a {
+		t.Errorf("(a+a)-a = %+v, want %+v", got, a)
+	}
+	if got := a.Sub(a); got != (Counters{}) {
+		t.Errorf("a-a = %+v", got)
+	}
+}

@@ -299,6 +299,9 @@ func impairCase(t *testing.T, l *Lab, ln net.Listener, link string, spec impair.
 	}
 	down := transfer(t, l, ln, size, false, 1)
 	up := transfer(t, l, ln, size, true, 2)
+	// Let delayed and held-back frames (the last ACKs) leave before
+	// counting.
+	time.Sleep(spec.Delay + spec.Jitter + impair.ReorderHold + 100*time.Millisecond)
 	after, err := l.ImpairStats(link)
 	if err != nil {
 		t.Fatal(err)
@@ -306,20 +309,21 @@ func impairCase(t *testing.T, l *Lab, ln net.Listener, link string, spec impair.
 	if err := l.ClearImpair(link); err != nil {
 		t.Fatal(err)
 	}
-	c := diff(after.Total(), before.Total())
+	c := after.Total().Sub(before.Total())
 	t.Logf("%v on %s: %d MB down in %v, up in %v; %+v", spec, link, size>>20, down.Round(time.Millisecond), up.Round(time.Millisecond), c)
 	if c.Errors != 0 {
 		t.Errorf("%d frames lost to errors:\n%s", c.Errors, l.impLog(link))
 	}
-	return c
-}
-
-func diff(a, b impair.Counters) impair.Counters {
-	return impair.Counters{
-		Received: a.Received - b.Received, Forwarded: a.Forwarded - b.Forwarded, Bytes: a.Bytes - b.Bytes,
-		Lost: a.Lost - b.Lost, Duplicated: a.Duplicated - b.Duplicated, Reordered: a.Reordered - b.Reordered,
-		Delayed: a.Delayed - b.Delayed, Overflow: a.Overflow - b.Overflow, Errors: a.Errors - b.Errors,
+	// Every frame is accounted for.
+	if c.Forwarded+c.Lost+c.Overflow+c.Errors != c.Received+c.Duplicated {
+		t.Errorf("forwarded %d + lost %d + overflow %d + errors %d != received %d + duplicated %d",
+			c.Forwarded, c.Lost, c.Overflow, c.Errors, c.Received, c.Duplicated)
 	}
+	// Per-frame decisions act on wire-sized packets, not super-frames.
+	if perFrame := spec.Loss > 0 || spec.Duplicate > 0 || spec.Reorder > 0; perFrame && c.Segmented == 0 {
+		t.Errorf("%v split no super-frame: %+v", spec, c)
+	}
+	return c
 }
 
 // TestImpairTCP runs TCP across the client link and replica 0's link, both
