@@ -173,43 +173,26 @@ func (e *Engine) connStatus(c *failover.Conn) ConnStatus {
 // takes it out of every connection at once (a backup takes over where it
 // was primary); draining keeps its connections but gives it no new ones.
 func (e *Engine) SetAdmin(ctx context.Context, name string, a Admin) error {
-	var err error
-	derr := e.do(ctx, func() {
-		r := e.replicaByName(name)
-		if r == nil {
-			err = fmt.Errorf("no replica %q", name)
-			return
-		}
+	return e.doReplica(ctx, name, func(r *replica) error {
 		if r.admin == a {
-			return
+			return nil
 		}
 		r.admin = a
 		e.publish(Event{Kind: EventReplicaAdmin, Replica: name, Reason: a.String()})
 		if a == AdminDisabled {
 			e.failReplicaConns(r, -1, failover.ReasonDisabled)
 		}
-		e.flushAll()
+		return nil
 	})
-	if derr != nil {
-		return derr
-	}
-	return err
 }
 
 // Promote makes the named replica the preferred primary: it is tried first
 // for new connections, and becomes primary of every live connection it is
 // a member of (a planned switchover).
 func (e *Engine) Promote(ctx context.Context, name string) error {
-	var err error
-	derr := e.do(ctx, func() {
-		r := e.replicaByName(name)
-		if r == nil {
-			err = fmt.Errorf("no replica %q", name)
-			return
-		}
+	return e.doReplica(ctx, name, func(r *replica) error {
 		if !r.serving() {
-			err = fmt.Errorf("replica %q is not serving", name)
-			return
+			return fmt.Errorf("replica %q is not serving", name)
 		}
 		// Move it to the front of the preference order.
 		order := []int{r.id}
@@ -223,9 +206,23 @@ func (e *Engine) Promote(ctx context.Context, name string) error {
 			ce.conn.Promote(e.now, r.id, e)
 			e.schedule(ce)
 		}
-		e.flushAll()
+		return nil
 	})
-	if derr != nil {
+}
+
+// doReplica runs f on the loop with the named replica and returns f's
+// error, or the loop's if ctx ended first.
+func (e *Engine) doReplica(ctx context.Context, name string, f func(r *replica) error) error {
+	var err error
+	if derr := e.do(ctx, func() {
+		r := e.replicaByName(name)
+		if r == nil {
+			err = fmt.Errorf("no replica %q", name)
+			return
+		}
+		err = f(r)
+		e.flushAll()
+	}); derr != nil {
 		return derr
 	}
 	return err
@@ -251,13 +248,7 @@ type RejoinCounts struct {
 // hook (Config.ReadyGate): ok lets it serve new connections and join live
 // ones; not ok keeps it out until it comes up again.
 func (e *Engine) SetReady(ctx context.Context, name string, ok bool) error {
-	var err error
-	derr := e.do(ctx, func() {
-		r := e.replicaByName(name)
-		if r == nil {
-			err = fmt.Errorf("no replica %q", name)
-			return
-		}
+	return e.doReplica(ctx, name, func(r *replica) error {
 		r.ready = ok
 		reason := "state hook passed"
 		if !ok {
@@ -266,13 +257,9 @@ func (e *Engine) SetReady(ctx context.Context, name string, ok bool) error {
 		e.publish(Event{Kind: EventReplicaReady, Replica: name, Reason: reason})
 		if ok {
 			e.maybeRejoin(r, -1, false)
-			e.flushAll()
 		}
+		return nil
 	})
-	if derr != nil {
-		return derr
-	}
-	return err
 }
 
 // Rejoin brings the named replica into every live connection it could
@@ -280,18 +267,9 @@ func (e *Engine) SetReady(ctx context.Context, name string, ok bool) error {
 // returns the number of rejoins started.
 func (e *Engine) Rejoin(ctx context.Context, name string) (int, error) {
 	var n int
-	var err error
-	derr := e.do(ctx, func() {
-		r := e.replicaByName(name)
-		if r == nil {
-			err = fmt.Errorf("no replica %q", name)
-			return
-		}
+	err := e.doReplica(ctx, name, func(r *replica) error {
 		n = e.maybeRejoin(r, -1, true)
-		e.flushAll()
+		return nil
 	})
-	if derr != nil {
-		return 0, derr
-	}
 	return n, err
 }
