@@ -79,7 +79,9 @@ func findKernel(root string) (kernel, initrd string, err error) {
 	ver := strings.TrimPrefix(filepath.Base(kernel), "vmlinuz-")
 	initrd = filepath.Join(root, "boot", "initrd.img-"+ver)
 	if _, err := os.Stat(initrd); err != nil {
-		return "", "", fmt.Errorf("no initramfs for kernel %s", ver)
+		// Buildroot kernels have the root's drivers built in and boot
+		// without one.
+		initrd = ""
 	}
 	return kernel, initrd, nil
 }

@@ -179,7 +179,8 @@ func (p *ESP) Options(s Slot) string {
 	return strings.TrimSpace(fmt.Sprintf("root=PARTLABEL=%s rootfstype=squashfs ro rauc.slot=%s %s", s.Label(), s, p.Cmdline))
 }
 
-// InstallSlot copies slot s's kernel and initramfs to the ESP and writes a
+// InstallSlot copies slot s's kernel and initramfs (if initrd is not
+// empty) to the ESP and writes a
 // new entry for it with a generation above every existing one. With trial
 // set, the entry carries a boot counter (Tries) and must be blessed by a
 // healthy boot; otherwise it is committed at once (image build). Older
@@ -215,7 +216,15 @@ func (p *ESP) InstallSlot(s Slot, kernel, initrd, version string, trial bool) (E
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return Entry{}, err
 	}
-	for _, f := range [][2]string{{kernel, "vmlinuz"}, {initrd, "initrd.img"}} {
+	files := [][2]string{{kernel, "vmlinuz"}}
+	initLine := ""
+	if initrd != "" {
+		files = append(files, [2]string{initrd, "initrd.img"})
+		initLine = fmt.Sprintf("initrd /ftbridge/%s/initrd.img\n", s)
+	} else if err := os.Remove(filepath.Join(dir, "initrd.img")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return Entry{}, err
+	}
+	for _, f := range files {
 		if err := copyFile(f[0], filepath.Join(dir, f[1])); err != nil {
 			return Entry{}, err
 		}
@@ -228,8 +237,8 @@ func (p *ESP) InstallSlot(s Slot, kernel, initrd, version string, trial bool) (E
 			left = 1
 		}
 	}
-	body := fmt.Sprintf("title ftbridge %s (slot %s)\nversion %04d\nlinux /ftbridge/%s/vmlinuz\ninitrd /ftbridge/%s/initrd.img\noptions %s\n",
-		version, s, gen, s, s, p.Options(s))
+	body := fmt.Sprintf("title ftbridge %s (slot %s)\nversion %04d\nlinux /ftbridge/%s/vmlinuz\n%soptions %s\n",
+		version, s, gen, s, initLine, p.Options(s))
 	name := fileName(id, left, 0)
 	if err := writeSync(filepath.Join(p.entriesDir(), name), []byte(body)); err != nil {
 		return Entry{}, err

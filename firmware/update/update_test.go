@@ -317,3 +317,24 @@ func TestVersionLess(t *testing.T) {
 		}
 	}
 }
+
+func TestSlotWithoutInitramfs(t *testing.T) {
+	sys, fs, _ := newSys(t, SlotA)
+	k, i, _ := fs.mountAndFind(t, SlotA)
+	sys.ESP.InstallSlot(SlotA, k, i, "v1", false)
+	// A Buildroot root: a kernel, no initramfs.
+	sys.MountSlot = func(s Slot) (string, func() error, error) {
+		dir := filepath.Join(t.TempDir(), "br")
+		os.MkdirAll(filepath.Join(dir, "boot"), 0o755)
+		os.WriteFile(filepath.Join(dir, "boot", "vmlinuz-buildroot"), []byte("br kernel"), 0o644)
+		return dir, func() error { return nil }, nil
+	}
+	e, err := sys.Activate(SlotB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := os.ReadFile(filepath.Join(sys.ESP.Dir, "loader", "entries", e.File))
+	if strings.Contains(string(body), "initrd") || !strings.Contains(string(body), "linux /ftbridge/B/vmlinuz\noptions root=PARTLABEL=root-b") {
+		t.Fatalf("entry without initramfs:\n%s", body)
+	}
+}
