@@ -1,0 +1,33 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { describe, matches, mergeEvents, KINDS, LIVE_CATEGORIES, CATEGORIES } from '../src/lib/events.js';
+
+test('every kind has a known category; the live stream leaves out connection', () => {
+  for (const [k, c] of Object.entries(KINDS)) assert.ok(CATEGORIES.includes(c), k);
+  assert.deepEqual(LIVE_CATEGORIES, ['failover', 'health', 'config', 'auth', 'system']);
+});
+
+test('describe says what happened', () => {
+  assert.equal(describe({ kind: 'failover', from: 'a', replica: 'b', conn: 'x->y', reason: 'replica-down' }), 'Failover a → b on x->y (replica-down)');
+  assert.equal(describe({ kind: 'replica-down', replica: 'a', reason: 'probe timeout' }), 'Replica a is down (probe timeout)');
+  assert.equal(describe({ kind: 'config-rolled-back', detail: 'version 3 was not confirmed' }), 'Configuration rolled back: version 3 was not confirmed');
+  assert.equal(describe({ kind: 'operator-action', user: 'admin', replica: 'b', detail: 'drain' }), 'admin ran drain on replica b');
+  assert.equal(describe({ kind: 'brand-new', replica: 'a', detail: 'x' }), 'brand-new: replica a, x');
+});
+
+test('matches applies the API filters', () => {
+  const ev = { kind: 'failover', category: 'failover', replica: 'b', from: 'a', time: '2025-01-01T10:00:00Z' };
+  assert.equal(matches(ev), true);
+  assert.equal(matches(ev, { kinds: ['replica-up'] }), false);
+  assert.equal(matches(ev, { categories: ['failover', 'health'] }), true);
+  assert.equal(matches(ev, { replica: 'a' }), true);
+  assert.equal(matches(ev, { replica: 'c' }), false);
+  assert.equal(matches(ev, { sinceMs: Date.parse('2025-01-01T11:00:00Z') }), false);
+});
+
+test('mergeEvents orders by seq, drops repeats and keeps the newest', () => {
+  const l = mergeEvents([{ seq: 2 }, { seq: 1 }], [{ seq: 3 }, { seq: 2, x: 1 }]);
+  assert.deepEqual(l.map((e) => e.seq), [1, 2, 3]);
+  assert.equal(l[1].x, 1);
+  assert.deepEqual(mergeEvents(l, [{ seq: 4 }], 2).map((e) => e.seq), [3, 4]);
+});
