@@ -46,9 +46,12 @@ type topoResult struct {
 	ConnRate   float64 `json:"conns_per_s"`
 	ConnErrors int     `json:"conn_errors"`
 	// MemPerConn is the box process's RSS growth per open connection, by
-	// connection count; MemConns is how many were actually open.
+	// connection count; MemConns is how many were actually open. MemLost notes counts at
+	// which the box lost connections on the way (so no per-connection
+	// figure is given).
 	MemPerConn map[int]float64 `json:"mem_bytes_per_conn,omitempty"`
 	MemConns   map[int]int     `json:"mem_conns_open,omitempty"`
+	MemLost    map[int]string  `json:"mem_lost,omitempty"`
 	// Profile is the top of a CPU profile of the box process during a
 	// one-stream download, when one was taken.
 	Profile string `json:"-"`
@@ -346,16 +349,19 @@ func (b *bench) measureMemory(t *topo, r *topoResult, n int) {
 			boxConns = s.Connections
 		}
 	}
-	// Divide by what the box holds: if it lost connections on the way
-	// (a replica failed under the load), the client's count overstates it.
-	held := open
-	if boxConns >= 0 && boxConns < open {
-		held = boxConns
+	if boxConns >= 0 && float64(boxConns) < 0.95*float64(open) {
+		// The box dropped connections on the way (replicas failed under
+		// the load): its RSS holds the churn, not n connections.
+		if r.MemLost == nil {
+			r.MemLost = map[int]string{}
+		}
+		r.MemLost[n] = fmt.Sprintf("box held %d of %d (%s)", boxConns, open, firstEvents(t.box.Log(), 2))
 		b.logf("%s hold %d: the box holds %d of %d open connections: %s", t.name, n, boxConns, open, firstEvents(t.box.Log(), 3))
+		return
 	}
-	if held > 0 {
-		r.MemPerConn[n] = float64(rss1-rss0) / float64(held)
-		r.MemConns[n] = held
+	if open > 0 {
+		r.MemPerConn[n] = float64(rss1-rss0) / float64(open)
+		r.MemConns[n] = open
 	}
 	b.logf("%-11s hold  %d open (%d errors, box table %d): RSS %d -> %d KiB, %.0f B/conn", t.name, open, errs, boxConns,
 		rss0>>10, rss1>>10, r.MemPerConn[n])

@@ -153,8 +153,12 @@ func (r *report) targets() []target {
 		ts = append(ts, target{"2 replicas: >= 20k new connections/s", fmt.Sprintf("%.0f/s", f2.ConnRate), verdict(f2.ConnRate >= 20000, f2.ConnRate > 0)})
 		for _, n := range []int{10000, 100000} {
 			v, ok := f2.MemPerConn[n]
+			m := fmt.Sprintf("%.0f B (RSS growth / %d open)", v, f2.MemConns[n])
+			if l, lost := f2.MemLost[n]; lost {
+				m, ok, v = "the box lost connections: "+l, true, math.Inf(1)
+			}
 			ts = append(ts, target{fmt.Sprintf("2 replicas: <= 1 KiB box state per connection at %dk connections", n/1000),
-				fmt.Sprintf("%.0f B (RSS growth / %d open)", v, f2.MemConns[n]), verdict(v <= 1024, ok)})
+				m, verdict(v <= 1024, ok)})
 		}
 	}
 	for _, s := range r.stalls {
@@ -299,6 +303,11 @@ func (r *report) write(b *bench) error {
 				counts = append(counts, n)
 			}
 		}
+		for n := range t.MemLost {
+			if !slices.Contains(counts, n) {
+				counts = append(counts, n)
+			}
+		}
 	}
 	slices.Sort(counts)
 	for _, n := range counts {
@@ -314,6 +323,8 @@ func (r *report) write(b *bench) error {
 		for _, n := range counts {
 			if v, ok := t.MemPerConn[n]; ok {
 				w(" %.0f B (%d open) |", v, t.MemConns[n])
+			} else if l, ok := t.MemLost[n]; ok {
+				w(" **lost connections**: %s |", l)
 			} else {
 				w(" - |")
 			}
