@@ -17,7 +17,10 @@ TOP=$(cd "$(dirname "$0")/.." && pwd)
 cd "$TOP"
 export PATH="/usr/local/go/bin:$PATH"
 OUT=$TOP/images/out/$BOARD
-WORK=$OUT/work
+# Scratch space and the package cache live in dot directories, which go
+# ./... and the repository's file walks skip (a root being built has /proc
+# mounted in it).
+WORK=$TOP/images/.work/$BOARD
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
 START=$(date +%s)
@@ -68,7 +71,7 @@ UNIT_SRC=$TOP/deploy/systemd/ftbridged.service
 [ -f "$UNIT_SRC" ] || UNIT_SRC=$TOP/images/rootfs/etc/systemd/system/ftbridged.service
 
 step "root file system (mmdebstrap $SUITE $ARCH)"
-CACHE=$TOP/images/out/cache/$ARCH
+CACHE=$TOP/images/.cache/$ARCH
 mkdir -p "$CACHE"
 PKGS=systemd-sysv,udev,$KERNEL_PKG,initramfs-tools,zstd,dbus,rauc,rauc-service,systemd-boot,iproute2,kmod,e2fsprogs,procps
 ROOT=$WORK/rootfs

@@ -152,7 +152,10 @@ func (s *System) replicas(ctx context.Context, password string) ([]ReplicaStatus
 		return nil, "API address " + listen + " not understood"
 	}
 	if password == "" {
-		return nil, "replica health needs the API (admin password changed: see the web UI)"
+		if _, err := os.Stat(filepath.Join(s.DataDir, AuthFile)); err == nil {
+			return nil, "see the web UI (the console reads the API with the generated password only)"
+		}
+		return nil, "the management API is not running"
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()

@@ -143,6 +143,9 @@ func (x *box) shell(password, cmds string, timeout time.Duration) string {
 	x.send("7")
 	x.expect(`root password`, 30*time.Second)
 	x.send(password)
+	// sulogin flushes the terminal's input once it has the password:
+	// type only at the shell's prompt.
+	x.expect(`# $`, 30*time.Second)
 	x.send("PS1='$ '; stty -echo; echo READY$((40+2))")
 	x.expect(`READY42`, 30*time.Second)
 	x.send(cmds + "; echo END$((6*7))")
@@ -323,7 +326,7 @@ func TestBootX86(t *testing.T) {
 
 	// Status: every port of the board found by its PCI path and named.
 	x.send("1")
-	st := Strip(x.expect(`(?s)Ports:.*?Press Enter to return to the menu\.`, 30*time.Second)[0])
+	st := Strip(x.expect(`(?s)Version:.*?Press Enter to return to the menu\.`, 30*time.Second)[0])
 	for _, p := range b.Ports {
 		re := regexp.MustCompile(fmt.Sprintf(`(?m)^  %s\s+%s\s+(\S+)\s+52:54:00:12:34:`, p.Name, p.Role))
 		m := re.FindStringSubmatch(st)
