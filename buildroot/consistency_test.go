@@ -248,12 +248,20 @@ func TestGoPackageMatchesProject(t *testing.T) {
 			t.Errorf("installs %s for target %s", bins[i], tg)
 		}
 	}
-	// Units: exactly the image's, so both builds boot the same way.
+	// Units: exactly the image's (but its fallback daemon unit: the .mk
+	// installs deploy/systemd's), so both builds boot the same way.
 	units := strings.Fields(mkVar(mk, "FTBRIDGE_UNITS"))
 	have, _ := filepath.Glob(filepath.Join(repo, "images/rootfs/etc/systemd/system/*.service"))
 	var names []string
 	for _, h := range have {
-		names = append(names, filepath.Base(h))
+		if filepath.Base(h) != "ftbridged.service" {
+			names = append(names, filepath.Base(h))
+		}
+	}
+	for _, want := range []string{"$(@D)/deploy/systemd/ftbridged.service", "ftbridged.service.d/10-appliance.conf", "usr/sbin/ftbridged"} {
+		if !strings.Contains(mk, want) {
+			t.Errorf("ftbridge.mk lacks %s", want)
+		}
 	}
 	sort.Strings(units)
 	sort.Strings(names)

@@ -26,8 +26,8 @@ if [ "${2:-}" = "--broken" ]; then
 	OUT=${3:?--broken needs an output file}
 	VERSION=$VERSION-broken
 	unsquashfs -q -n -d "$STAGE/root" "$OUTDIR/root.squashfs" >/dev/null
-	printf '#!/bin/sh\necho "ftbridged: deliberately broken build (rollback test)" >&2\nexit 1\n' >"$STAGE/root/usr/bin/ftbridged"
-	chmod 755 "$STAGE/root/usr/bin/ftbridged"
+	printf '#!/bin/sh\necho "ftbridged: deliberately broken build (rollback test)" >&2\nexit 1\n' >"$STAGE/root/usr/sbin/ftbridged"
+	chmod 755 "$STAGE/root/usr/sbin/ftbridged"
 	echo "$VERSION" >"$STAGE/root/etc/ftbridge-release"
 	mkdir -p "$STAGE/bundle"
 	mksquashfs "$STAGE/root" "$STAGE/bundle/root.squashfs" -comp zstd -b 1M -noappend -no-progress -quiet >/dev/null

@@ -6,7 +6,12 @@ set -euo pipefail
 ROOT=$1 WORK=$2 UNIT=$3 VERSION=$4
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 
-install -m 0755 "$WORK"/bin/* "$ROOT/usr/bin/"
+# The daemon in /usr/sbin (deploy/systemd/ftbridged.service runs it from
+# there), the tools in /usr/bin.
+install -m 0755 "$WORK/bin/ftbridged" "$ROOT/usr/sbin/ftbridged"
+for b in "$WORK"/bin/*; do
+	[ "$(basename "$b")" = ftbridged ] || install -m 0755 "$b" "$ROOT/usr/bin/"
+done
 cp -a "$TOP/images/rootfs/." "$ROOT/"
 cp -a "$WORK/gen/overlay/." "$ROOT/"
 install -m 0644 "$UNIT" "$ROOT/etc/systemd/system/ftbridged.service"

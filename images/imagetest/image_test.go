@@ -269,7 +269,7 @@ func checkLayout(t *testing.T, b *board.Board, disk string) {
 	}
 	files := string(out)
 	for _, want := range []string{
-		"/usr/bin/ftbridged", "/usr/bin/ftconsole", "/usr/share/ftbridge/board.json", "/etc/rauc/system.conf",
+		"/usr/sbin/ftbridged", "/etc/systemd/system/ftbridged.service.d/10-appliance.conf", "/usr/bin/ftconsole", "/usr/share/ftbridge/board.json", "/etc/rauc/system.conf",
 		"/etc/rauc/keyring.pem", "/etc/systemd/system/ftconsole@.service", "/etc/systemd/system/ftbridged.service",
 		"/etc/systemd/system/ftbridge-healthy.service", "/etc/systemd/network/10-ftbridge-01-uplink0.link",
 		"/etc/systemd/system.conf.d/10-ftbridge-watchdog.conf", "/usr/lib/ftbridge/rauc-backend",
