@@ -11,12 +11,15 @@ type EventKind string
 
 // Event kinds.
 const (
-	EventReplicaUp     EventKind = "replica-up"
-	EventReplicaDown   EventKind = "replica-down"
-	EventReplicaAdmin  EventKind = "replica-admin"
-	EventPortGone      EventKind = "port-gone"
-	EventPortBack      EventKind = "port-back"
-	EventFailover      EventKind = "failover"
+	EventReplicaUp    EventKind = "replica-up"
+	EventReplicaDown  EventKind = "replica-down"
+	EventReplicaAdmin EventKind = "replica-admin"
+	EventPortGone     EventKind = "port-gone"
+	EventPortBack     EventKind = "port-back"
+	EventFailover     EventKind = "failover"
+	// EventFailoverDone: the client got its first segment after a
+	// failover; StallMS is the gap since the last one before it.
+	EventFailoverDone  EventKind = "failover-done"
 	EventMemberRemoved EventKind = "member-removed"
 	EventDiverged      EventKind = "diverged"
 	EventStalled       EventKind = "stalled"
@@ -48,7 +51,9 @@ type Event struct {
 	Reason string `json:"reason,omitempty"`
 	// Offset is the view sequence number where a divergence began.
 	Offset uint32 `json:"offset,omitempty"`
-	// Service is the service port of a connection event.
+	// StallMS is a failover's client-facing stall (EventFailoverDone).
+	StallMS float64 `json:"stall_ms,omitempty"`
+	// Detail is free text.
 	Detail string `json:"detail,omitempty"`
 }
 

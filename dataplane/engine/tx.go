@@ -240,6 +240,9 @@ func (e *Engine) Event(c *failover.Conn, ev failover.Event) {
 	case failover.EventFailover:
 		e.counters.Failovers.Add(1)
 		e.publish(Event{Time: ev.Time, Kind: EventFailover, Conn: k, Replica: name(ev.Member), From: name(ev.From), Reason: ev.Reason.String()})
+	case failover.EventFailoverDone:
+		e.publish(Event{Time: ev.Time, Kind: EventFailoverDone, Conn: k, Replica: name(ev.Member),
+			StallMS: float64(ev.Stall.Microseconds()) / 1000})
 	case failover.EventMemberRemoved:
 		e.publish(Event{Time: ev.Time, Kind: EventMemberRemoved, Conn: k, Replica: name(ev.Member), Reason: ev.Reason.String()})
 	case failover.EventDiverged:

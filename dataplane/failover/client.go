@@ -9,6 +9,7 @@ import (
 
 // FromClient processes a segment the client sent on this connection.
 func (c *Conn) FromClient(now time.Time, s *Segment, out Output) {
+	c.now = now
 	if c.state == StateClosed {
 		return
 	}

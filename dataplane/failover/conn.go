@@ -129,6 +129,14 @@ type Conn struct {
 	edgeSent seq.Value // client space: last right edge sent to the client
 	synAcked bool      // the box's SYN-ACK went out
 
+	// lastToClient is when the box last sent the client anything;
+	// failoverFrom, while non-zero, is lastToClient as it was when a
+	// failover began (the stall is measured from there).
+	lastToClient time.Time
+	now          time.Time // the time of the call being processed
+	failoverFrom time.Time
+	failoverMem  int
+
 	synDeadline time.Time
 	finDeadline time.Time
 	twDeadline  time.Time
@@ -169,6 +177,7 @@ func NewConn(now time.Time, key Key, clientMAC pkt.MAC, syn *Segment, ids []int,
 		cTSVal:     syn.TSVal,
 		cSynWin:    syn.Window,
 		members:    make([]member, len(ids)),
+		now:        now,
 	}
 	if syn.HasMSS {
 		c.cMSS = syn.MSS
@@ -430,7 +439,7 @@ func (c *Conn) sendSynAck(win uint16, out Output) {
 	if c.vWSOK {
 		h.WScale = int8(c.vWS)
 	}
-	out.ToClient(c, &h, nil)
+	c.toClient(&h, nil, out)
 }
 
 // live counts the live members.
@@ -459,6 +468,7 @@ func (c *Conn) ClientISN() uint32 { return uint32(c.cISN) }
 // Abandon ends the connection at once (a new connection reuses its key):
 // the live members are reset so their servers let go of it too.
 func (c *Conn) Abandon(now time.Time, out Output) {
+	c.now = now
 	for i := range c.members {
 		if s := c.members[i].state; s == memberLive || s == memberSynAcked {
 			c.resetMember(i, out)

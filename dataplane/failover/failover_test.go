@@ -2,6 +2,7 @@ package failover
 
 import (
 	"testing"
+	"time"
 
 	"github.com/ftbridge/ftbridge/dataplane/pkt"
 )
@@ -169,5 +170,43 @@ func TestImmediateFailoverPromotedBackupDiffersFromReleased(t *testing.T) {
 	}
 	if len(eventsOf(f.o.takeEvents(), EventDiverged)) == 0 && !f.c.Diverged {
 		t.Errorf("promoted backup's output differs from released output, but no divergence reported")
+	}
+}
+
+// The failover's stall is reported once the client gets its first segment
+// after it, measured from the last segment before it.
+func TestFailoverDoneReportsStall(t *testing.T) {
+	f := newFix2(t, testParams())
+	f.repData(0, 0, "abc")
+	f.repData(1, 0, "abc")
+	f.o.drain()
+	f.adv(40 * time.Millisecond)
+	f.c.RemoveReplica(f.now, 10, ReasonReplicaDown, false, f.o)
+	// The client has not acknowledged "abc": the box resends it at once,
+	// which ends the failover right away.
+	evs := f.o.takeEvents()
+	done := eventsOf(evs, EventFailoverDone)
+	if len(done) != 1 || done[0].Stall != 40*time.Millisecond || done[0].Member != 1 {
+		t.Fatalf("failover-done events %+v", done)
+	}
+	// A second failover with nothing to resend finishes with the next
+	// segment the client gets.
+	g := newFix3(t, testParams())
+	g.repData(0, 0, "x")
+	g.repData(1, 0, "x")
+	g.repData(2, 0, "x")
+	g.clientAck(1)
+	g.o.drain()
+	g.adv(10 * time.Millisecond)
+	g.c.RemoveReplica(g.now, 10, ReasonReplicaDown, false, g.o)
+	if d := eventsOf(g.o.takeEvents(), EventFailoverDone); len(d) != 0 {
+		t.Fatalf("done before anything reached the client: %+v", d)
+	}
+	g.adv(25 * time.Millisecond)
+	g.repData(1, 1, "y")
+	g.repData(2, 1, "y")
+	d := eventsOf(g.o.takeEvents(), EventFailoverDone)
+	if len(d) != 1 || d[0].Stall != 35*time.Millisecond {
+		t.Fatalf("failover-done %+v", d)
 	}
 }

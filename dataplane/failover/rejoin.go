@@ -71,6 +71,7 @@ func (c *Conn) MemberJoining(m int) bool { return c.members[m].state == memberJo
 // Join starts bringing replica id into the connection. It returns false if
 // the connection cannot take it (not re-joinable, already a member).
 func (c *Conn) Join(now time.Time, id int, out Output) bool {
+	c.now = now
 	if !c.Rejoinable() {
 		return false
 	}

@@ -262,7 +262,7 @@ func (c *Conn) sendData(from, to seq.Value, out Output) {
 	c.clientHeader(&h, from)
 	h.Flags |= pkt.TCPFlagPsh
 	h.GSOSize = uint16(c.SendMSS())
-	out.ToClient(c, &h, c.out.slice(from, to))
+	c.toClient(&h, c.out.slice(from, to), out)
 }
 
 // sendFin sends the client the FIN the members agreed on.
@@ -270,7 +270,7 @@ func (c *Conn) sendFin(out Output) {
 	var h Header
 	c.clientHeader(&h, c.rel)
 	h.Flags |= pkt.TCPFlagFin
-	out.ToClient(c, &h, nil)
+	c.toClient(&h, nil, out)
 }
 
 // sendClientAck sends a pure ACK if the ACK or the window moved, or always
@@ -290,7 +290,7 @@ func (c *Conn) sendClientAck(force bool, out Output) {
 		sq = sq.Add(1)
 	}
 	c.clientHeader(&h, sq)
-	out.ToClient(c, &h, nil)
+	c.toClient(&h, nil, out)
 }
 
 // ackReplica sends member i an ACK for everything the client has
@@ -369,7 +369,7 @@ func (c *Conn) resetClient(sq, ack uint32, withAck bool, out Output) {
 	if withAck {
 		h.Flags |= pkt.TCPFlagAck
 	}
-	out.ToClient(c, &h, nil)
+	c.toClient(&h, nil, out)
 }
 
 // resetClientNow resets the client's connection: no replica can go on.
@@ -406,4 +406,16 @@ func (c *Conn) checkDone(now time.Time) {
 		c.p.Hold.Used -= int64(c.out.len())
 		c.out.trim(c.out.end())
 	}
+}
+
+// toClient sends a segment to the client, and closes a failover's stall
+// measurement with the first segment after it.
+func (c *Conn) toClient(h *Header, payload []byte, out Output) {
+	out.ToClient(c, h, payload)
+	now := c.now
+	if !c.failoverFrom.IsZero() {
+		out.Event(c, Event{Kind: EventFailoverDone, Member: c.failoverMem, From: -1, Stall: now.Sub(c.failoverFrom), Time: now})
+		c.failoverFrom = time.Time{}
+	}
+	c.lastToClient = now
 }

@@ -11,6 +11,7 @@ import (
 // FromReplica processes a segment that member i (see MemberIndex) sent on
 // this connection.
 func (c *Conn) FromReplica(now time.Time, i int, s *Segment, out Output) {
+	c.now = now
 	if c.state == StateClosed || i < 0 || i >= len(c.members) {
 		return
 	}
@@ -296,6 +297,7 @@ func (c *Conn) diverge(now time.Time, i int, at seq.Value, out Output) {
 // fail, or an operator disabled it). rst says whether to reset the
 // replica's side (pointless when its port is gone).
 func (c *Conn) RemoveReplica(now time.Time, id int, reason Reason, rst bool, out Output) {
+	c.now = now
 	i := c.MemberIndex(id)
 	if i < 0 || c.state == StateClosed {
 		return
@@ -317,6 +319,7 @@ func (c *Conn) RemoveReplica(now time.Time, id int, reason Reason, rst bool, out
 // member: a planned switchover, which works exactly like a failover
 // without removing the old primary.
 func (c *Conn) Promote(now time.Time, id int, out Output) bool {
+	c.now = now
 	i := c.MemberIndex(id)
 	if i < 0 || c.state != StateEstablished || !c.candidate(i) || i == c.primary {
 		return false
@@ -366,6 +369,10 @@ func (c *Conn) switchPrimary(now time.Time, next int, reason Reason, out Output)
 	c.primary = next
 	c.Failovers++
 	out.Event(c, Event{Kind: EventFailover, Member: next, From: from, Reason: reason, Time: now})
+	c.failoverFrom, c.failoverMem = c.lastToClient, next
+	if c.failoverFrom.IsZero() {
+		c.failoverFrom = now
+	}
 	m := &c.members[next]
 	// Anything the client has not acknowledged may have died with the old
 	// primary's last segments: resend the box's copy now.
@@ -412,7 +419,7 @@ func (c *Conn) probeClient(out Output) {
 		sq = sq.Add(1)
 	}
 	c.clientHeader(&h, sq.Add(^uint32(0)))
-	out.ToClient(c, &h, nil)
+	c.toClient(&h, nil, out)
 }
 
 // holdRoom returns how many more output bytes the connection may hold.

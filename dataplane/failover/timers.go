@@ -93,6 +93,7 @@ func (c *Conn) NextDeadline() time.Time {
 // Tick runs the connection's timers. The engine calls it at NextDeadline
 // (calling it early is harmless).
 func (c *Conn) Tick(now time.Time, out Output) {
+	c.now = now
 	switch c.state {
 	case StateSynRcvd:
 		if !c.synDeadline.IsZero() && !now.Before(c.synDeadline) {

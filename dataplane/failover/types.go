@@ -99,10 +99,13 @@ const (
 	EventJoinCompleted
 	// EventJoinFailed: Member could not join (Reason says why).
 	EventJoinFailed
+	// EventFailoverDone: the first segment after a failover reached the
+	// client; Stall is the gap since the last one before it.
+	EventFailoverDone
 )
 
 var eventNames = [...]string{"", "established", "member-removed", "failover", "diverged", "stalled", "closed",
-	"join-started", "join-completed", "join-failed"}
+	"join-started", "join-completed", "join-failed", "failover-done"}
 
 // String returns the kind's name.
 func (k EventKind) String() string {
@@ -159,7 +162,10 @@ type Event struct {
 	From   int // EventFailover: the previous primary's member index
 	Reason Reason
 	Offset uint32 // EventDiverged: view sequence number of the first differing byte
-	Time   time.Time
+	// Stall (EventFailoverDone) is the time between the last segment the
+	// client got before the failover and the first one after it.
+	Stall time.Duration
+	Time  time.Time
 }
 
 // Params are the knobs a connection runs with; one Params is shared by many
