@@ -34,8 +34,17 @@ type Options struct {
 	ExtraDisk string
 	// MemoryMiB is the guest memory; zero means 1024.
 	MemoryMiB int
-	// Log receives the console output as it arrives (t.Log-style), if set.
-	Log func(string)
+	// NetNS, when set, runs qemu inside that network namespace (ip netns
+	// exec), so tap devices there can carry the board's ports.
+	NetNS string
+	// Taps maps port names to tap devices (in NetNS) that carry them
+	// instead of a user-mode network. Tap ports get no guest offloads, so
+	// the dataplane sees frames as they were on the wire.
+	Taps map[string]string
+	// Ports, when not empty, limits the NICs to these port names (in
+	// board order, so PCI bus numbers still match the port map as long as
+	// a prefix of the ports is taken).
+	Ports []string
 }
 
 // VM is a running qemu guest with its serial console.
@@ -88,13 +97,21 @@ func Args(o Options, overlay, vars string) []string {
 	// user-mode network inside qemu, restricted (nothing leaves the qemu
 	// process) and numbered from the benchmarking range 198.18.0.0/15.
 	for i, p := range b.Ports {
+		if len(o.Ports) > 0 && !contains(o.Ports, p.Name) {
+			continue
+		}
 		rp := fmt.Sprintf("rp%d", i)
 		a = append(a, "-device", fmt.Sprintf("pcie-root-port,id=%s,bus=pcie.0,chassis=%d,addr=0x%x", rp, i+1, 0x10+i))
 		nd := fmt.Sprintf("user,id=n%d,restrict=on,net=198.18.%d.0/24,host=198.18.%d.2,dhcpstart=198.18.%d.15", i, 100+i, 100+i, 100+i)
 		if p.Role == board.RoleManagement && o.APIPort != 0 {
 			nd += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:8443", o.APIPort)
 		}
-		a = append(a, "-netdev", nd, "-device", fmt.Sprintf("%s,netdev=n%d,bus=%s,mac=52:54:00:12:34:%02x", b.Qemu.NICModel, i, rp, 0x50+i))
+		dev := fmt.Sprintf("%s,netdev=n%d,bus=%s,mac=52:54:00:12:34:%02x", b.Qemu.NICModel, i, rp, 0x50+i)
+		if tap, ok := o.Taps[p.Name]; ok {
+			nd = fmt.Sprintf("tap,id=n%d,ifname=%s,script=no,downscript=no", i, tap)
+			dev += ",guest_tso4=off,guest_tso6=off,guest_ecn=off,guest_ufo=off,host_tso4=off,host_tso6=off"
+		}
+		a = append(a, "-netdev", nd, "-device", dev)
 	}
 	return a
 }
@@ -127,6 +144,10 @@ func Start(o Options) (*VM, error) {
 		return nil, err
 	}
 	cmd := exec.Command("qemu-system-"+o.Board.QemuArch, Args(o, overlay, vars)...)
+	if o.NetNS != "" {
+		// ip netns exec execs qemu in place: the PID stays qemu's.
+		cmd = exec.Command("ip", append([]string{"netns", "exec", o.NetNS, "qemu-system-" + o.Board.QemuArch}, Args(o, overlay, vars)...)...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -255,4 +276,13 @@ func (v *VM) Done() <-chan struct{} { return v.done }
 // Strip removes escape sequences and carriage returns from console text.
 func Strip(s string) string {
 	return strings.ReplaceAll(ansi.ReplaceAllString(s, ""), "\r", "")
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }

@@ -1,0 +1,171 @@
+package imagetest
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ftbridge/ftbridge/integration/lab"
+)
+
+// pattern is the byte at offset i of the test stream: every replica sends
+// the same bytes, so the client can check what it got whoever sent it.
+func pattern(i int, seed byte) byte { return byte(i*31) ^ byte(i>>9) ^ seed }
+
+// serveStream answers "stream N SEED" with N pattern bytes, paced so that
+// the stream is still flowing when the test kills a replica.
+func serveStream(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func(c net.Conn) {
+			defer c.Close()
+			line, err := bufio.NewReader(c).ReadString('\n')
+			if err != nil {
+				return
+			}
+			var n int
+			var seed byte
+			if _, err := fmt.Sscanf(line, "stream %d %d", &n, &seed); err != nil {
+				return
+			}
+			buf := make([]byte, 16<<10)
+			for off := 0; off < n; {
+				k := min(len(buf), n-off)
+				for j := 0; j < k; j++ {
+					buf[j] = pattern(off+j, seed)
+				}
+				if _, err := c.Write(buf[:k]); err != nil {
+					return
+				}
+				off += k
+				time.Sleep(10 * time.Millisecond)
+			}
+		}(c)
+	}
+}
+
+// TestInlineFailover puts the x86_64 image in a traffic path: qemu runs in
+// the lab's box namespace with uplink0, rep0 and rep1 on tap devices
+// bridged to the lab's up0, rp0 and rp1, so the client and the replicas
+// talk through the appliance's dataplane. A stream from the service
+// survives the primary replica's death without the client noticing.
+func TestInlineFailover(t *testing.T) {
+	b, disk := requireImage(t, "x86_64", true)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: network namespaces and tap devices")
+	}
+	l, err := lab.New(lab.Options{Replicas: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	taps := map[string]string{}
+	for port, labPort := range map[string]string{"uplink0": l.Uplink, "rep0": l.ReplicaPorts[0], "rep1": l.ReplicaPorts[1]} {
+		tap, br := "t-"+labPort, "b-"+labPort
+		for _, args := range [][]string{
+			{"tuntap", "add", "dev", tap, "mode", "tap"},
+			{"link", "add", br, "type", "bridge", "forward_delay", "0", "stp_state", "0"},
+			{"link", "set", labPort, "master", br},
+			{"link", "set", tap, "master", br},
+			{"link", "set", tap, "up"},
+			{"link", "set", br, "up"},
+		} {
+			if out, err := l.Run(l.BoxNS, "ip", args...); err != nil {
+				t.Fatalf("ip %v: %v %s", args, err, out)
+			}
+		}
+		taps[port] = tap
+	}
+	for i, ns := range l.ReplicaNS {
+		ln, err := l.Listen(ns, "tcp", l.VIP.String()+":7000")
+		if err != nil {
+			t.Fatalf("replica %d: %v", i, err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go serveStream(ln)
+	}
+
+	dir := t.TempDir()
+	vm, err := Start(Options{Board: b, Disk: disk, Dir: dir, NetNS: l.BoxNS, Taps: taps, Ports: []string{"mgmt0", "uplink0", "rep0", "rep1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := &box{t: t, vm: vm, b: b}
+	t.Cleanup(func() {
+		vm.Stop()
+		if t.Failed() {
+			t.Logf("console tail:\n%s", tail(Strip(vm.Output()), 4000))
+		}
+	})
+	start := time.Now()
+	x.menu(5 * time.Minute)
+	x.waitDaemon(3 * time.Minute)
+	logDuration(t, "in-line box up", start)
+
+	// The default configuration of a fresh box is the lab's: uplink0,
+	// replicas on rep0 and rep1, service 198.18.0.10 port 7000. Wait until
+	// the box forwards (replicas found healthy), then stream.
+	const size = 3 << 20
+	var c net.Conn
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		c, err = l.Dial(l.ClientNS, "tcp", l.VIP.String()+":7000", 5*time.Second)
+		if err == nil {
+			fmt.Fprintf(c, "stream %d 7\n", size)
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			first := make([]byte, 1)
+			if _, err = io.ReadFull(c, first); err == nil && first[0] == pattern(0, 7) {
+				break
+			}
+			c.Close()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no stream through the box within 3 minutes: %v", err)
+		}
+		time.Sleep(2 * time.Second)
+	}
+	defer c.Close()
+	logDuration(t, "first byte through the in-line box", start)
+
+	got := 1
+	killed := false
+	buf := make([]byte, 64<<10)
+	streamStart := time.Now()
+	for got < size {
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		n, err := c.Read(buf)
+		for j := 0; j < n; j++ {
+			if buf[j] != pattern(got+j, 7) {
+				t.Fatalf("byte %d is %#x, want %#x (stream corrupted%s)", got+j, buf[j], pattern(got+j, 7), map[bool]string{true: " after the failover", false: ""}[killed])
+			}
+		}
+		got += n
+		if err != nil {
+			t.Fatalf("stream broke after %d of %d bytes (primary killed: %v): %v", got, size, killed, err)
+		}
+		if !killed && got > size/3 {
+			// The primary (first replica of the configuration) dies like
+			// a host: its namespace and interfaces vanish, no FIN, no RST.
+			if err := l.DeleteNS(l.ReplicaNS[0]); err != nil {
+				t.Fatal(err)
+			}
+			killed = true
+			t.Logf("primary replica killed after %d bytes", got)
+		}
+	}
+	logDuration(t, fmt.Sprintf("%d MiB stream across a replica kill", size>>20), streamStart)
+	if !killed {
+		t.Fatal("the stream ended before the kill")
+	}
+	if out := Strip(vm.Output()); strings.Contains(out, "Kernel panic") {
+		t.Fatal("guest kernel panicked")
+	}
+}
