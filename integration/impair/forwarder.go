@@ -20,6 +20,17 @@ const (
 	// errorPause slows a loop that keeps failing to read for a reason
 	// other than a down link, so that it cannot spin a CPU.
 	errorPause = 10 * time.Millisecond
+	// applyWait bounds how long Set waits for a running loop to take a
+	// new spec; a loop wakes for it at once, so this only guards against
+	// a wedged forwarder.
+	applyWait = 2 * time.Second
+	// applyPoll is how often Set checks whether the spec was taken.
+	applyPoll = 100 * time.Microsecond
+	// downCheck is how often a direction whose input is down asks the
+	// kernel whether it came back or disappeared: a packet socket hears of
+	// a link going down once, and of its deletion not at all if that came
+	// a moment later.
+	downCheck = 100 * time.Millisecond
 )
 
 // Forwarder is a two-port frame forwarder that impairs each direction
@@ -33,6 +44,7 @@ type Forwarder struct {
 
 	mu      sync.Mutex
 	specs   [2]Spec
+	gen     uint64 // counts Set calls; a direction's applied catches up
 	running bool
 	closed  bool
 }
@@ -43,9 +55,17 @@ type direction struct {
 	dir      Direction
 	in, out  *link.Port
 	poller   *link.Poller
-	pending  atomic.Pointer[Spec] // set by Set, taken by loop
+	pending  atomic.Pointer[pendingSpec] // set by Set, taken by loop
+	applied  atomic.Uint64               // gen of the last spec loop took
+	stopped  chan struct{}               // closed when loop has returned
 	counters counters
 	sh       *shaper
+}
+
+// pendingSpec is a spec on its way from Set to a direction's loop.
+type pendingSpec struct {
+	spec Spec
+	gen  uint64
 }
 
 // New opens AF_PACKET ports (virtio_net_hdr on, so GSO super-frames and
@@ -71,7 +91,7 @@ func New(hostIf, boxIf string) (*Forwarder, error) {
 			f.Close()
 			return nil, fmt.Errorf("impair: %w", err)
 		}
-		dir := &direction{dir: d, in: ends[i][0], out: ends[i][1], poller: p}
+		dir := &direction{dir: d, in: ends[i][0], out: ends[i][1], poller: p, stopped: make(chan struct{})}
 		dir.sh = newShaper(d, dir.in.VNetHdr(), &dir.counters)
 		f.dirs[i] = dir
 		f.specs[i] = Spec{Dir: d}
@@ -79,25 +99,50 @@ func New(hostIf, boxIf string) (*Forwarder, error) {
 	return f, nil
 }
 
-// Set validates spec and applies it to the direction(s) spec.Dir selects,
-// for frames arriving from now on; the other direction is unchanged. It is
-// safe for concurrent use, also while Run runs.
+// Set validates spec and applies it to the direction(s) spec.Dir selects;
+// the other direction is unchanged. While Run runs, Set returns once the
+// direction loops have taken the spec, so every frame read after Set
+// returns is shaped by it. It is safe for concurrent use.
 func (f *Forwarder) Set(spec Spec) error {
 	if err := spec.Validate(); err != nil {
 		return err
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if f.closed {
+		f.mu.Unlock()
 		return errClosed
 	}
+	f.gen++
+	gen := f.gen
+	var dirs []*direction
 	for _, d := range spec.Dir.dirs() {
 		s := spec
 		s.Dir = d
 		f.specs[d.index()] = s
 		dir := f.dirs[d.index()]
-		dir.pending.Store(&s)
+		dir.pending.Store(&pendingSpec{spec: s, gen: gen})
 		dir.poller.Wake()
+		dirs = append(dirs, dir)
+	}
+	running := f.running
+	f.mu.Unlock()
+	if !running {
+		// A loop not started yet takes the spec before its first read.
+		return nil
+	}
+	deadline := time.Now().Add(applyWait)
+	for _, d := range dirs {
+		for d.applied.Load() < gen {
+			select {
+			case <-d.stopped:
+				return nil
+			default:
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("impair: %s did not take the spec within %v", d.dir, applyWait)
+			}
+			time.Sleep(applyPoll)
+		}
 	}
 	return nil
 }
@@ -140,6 +185,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	for _, d := range f.dirs {
 		go func() {
 			err := d.loop(ctx, f.clock)
+			close(d.stopped)
 			// One direction failing ends the link: the other would only
 			// forward into a dead wire.
 			cancel()
@@ -189,16 +235,29 @@ func (d *direction) loop(ctx context.Context, clock func() time.Duration) error 
 	}
 	sizes := make([]int, batch)
 	fds, ready := []int{d.in.Fd()}, []bool{false}
+	inDown := false
 	for ctx.Err() == nil {
-		if s := d.pending.Swap(nil); s != nil {
-			d.sh.setSpec(*s)
-		}
+		d.takeSpec()
 		wait := idleWait
+		if inDown {
+			wait = downCheck
+		}
 		if t, ok := d.sh.next(); ok {
-			wait = max(min(t-clock(), idleWait), 0)
+			wait = max(min(t-clock(), wait), 0)
 		}
 		if _, err := d.poller.Wait(fds, ready, wait); err != nil {
 			return fmt.Errorf("impair: %s: %w", d.dir, err)
+		}
+		// Again after the wait, which Set cuts short: frames read next
+		// may have been sent after Set returned.
+		d.takeSpec()
+		if inDown && !ready[0] {
+			switch err := d.in.Check(); {
+			case errors.Is(err, link.ErrPortGone):
+				return fmt.Errorf("impair: %s: %w", d.dir, err)
+			case err == nil:
+				inDown = false
+			}
 		}
 		if ready[0] {
 			n, err := d.in.ReadBatch(bufs, sizes)
@@ -206,8 +265,11 @@ func (d *direction) loop(ctx context.Context, clock func() time.Duration) error 
 			case errors.Is(err, link.ErrPortGone):
 				return fmt.Errorf("impair: %s: %w", d.dir, err)
 			case errors.Is(err, link.ErrLinkDown):
-				// Carrier or admin state went away: the kernel says so
-				// once; frames resume when the link comes back.
+				// The kernel says so once; frames resume when the link
+				// comes back, and Check notices if it is deleted.
+				inDown = true
+			case n > 0:
+				inDown = false
 			case err != nil:
 				d.counters.errors.Add(1)
 				time.Sleep(errorPause)
@@ -227,6 +289,14 @@ func (d *direction) loop(ctx context.Context, clock func() time.Duration) error 
 		}
 	}
 	return nil
+}
+
+// takeSpec switches the shaper to a spec Set left, and tells Set.
+func (d *direction) takeSpec() {
+	if p := d.pending.Swap(nil); p != nil {
+		d.sh.setSpec(p.spec)
+		d.applied.Store(p.gen)
+	}
 }
 
 // flush writes the shaper's output and recycles it. A frame the output

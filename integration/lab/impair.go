@@ -18,7 +18,8 @@ const (
 	// namespace: one faces the client or replica, the other the box.
 	impHostDev = "tohost"
 	impBoxDev  = "tobox"
-	// impReady bounds the wait for a forwarder's control socket.
+	// impReady bounds the wait for a forwarder's control socket and for
+	// the link's interfaces to come up.
 	impReady = 10 * time.Second
 	// sunPathMax is the room for a unix socket path (sun_path minus NUL).
 	sunPathMax = 107
@@ -157,7 +158,33 @@ func (l *Lab) startImpair(port string) error {
 			}
 		}
 	}
+	// Until the kernel's linkwatch work has activated an interface (later
+	// under load), its noop qdisc drops every frame while telling the
+	// sender it succeeded: the forwarder would lose the first frames
+	// without knowing. Operstate UP is set in the same step.
+	for _, e := range [][2]string{{ip.peerNS, hostDev}, {ip.ns, impHostDev}, {ip.ns, impBoxDev}, {l.BoxNS, port}} {
+		if err := l.waitOperUp(e[0], e[1], deadline); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// waitOperUp waits until dev in ns is operationally up, or deadline.
+func (l *Lab) waitOperUp(ns, dev string, deadline time.Time) error {
+	for {
+		out, err := l.ipOut("-n", ns, "-o", "link", "show", "dev", dev)
+		if err != nil {
+			return err
+		}
+		if strings.Contains(out, "state UP") {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("lab: %s/%s not up: %s", ns, dev, strings.TrimSpace(out))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // dropImpairs deletes the impairment namespaces whose link ends in ns (all
