@@ -234,8 +234,9 @@ func (l *Lab) impPoint(link string) (*impPoint, error) {
 // Impair sets the impairment of link, named by its box port (Uplink or one
 // of ReplicaPorts), which must be listed in Options.Impaired. spec.Dir
 // selects the direction(s) set, impair.ToBox being client or replica → box;
-// a direction not selected keeps its impairment. The spec applies to frames
-// arriving from now on; frames already delayed keep their times. Impair
+// a direction not selected keeps its impairment. When Impair returns, the
+// forwarder has taken the spec: every frame it reads from then on is
+// shaped by it, while frames already delayed keep their times. Impair
 // with the zero Spec (Dir Both) clears the link, like ClearImpair.
 func (l *Lab) Impair(link string, spec impair.Spec) error {
 	if err := spec.Validate(); err != nil {

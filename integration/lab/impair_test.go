@@ -3,14 +3,13 @@ package lab
 import (
 	"bytes"
 	"crypto/sha256"
-	"errors"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -551,10 +550,20 @@ func TestImpairForwarderLog(t *testing.T) {
 	if err := l.ClearImpair("rp0"); err != nil {
 		t.Fatal(err)
 	}
+	// SIGUSR1 prints the counters into the log.
+	if err := l.imps["rp0"].proc.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 200 && !strings.Contains(l.impLog("rp0"), `impair: stats {"to_box":{"received"`); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if log := l.impLog("rp0"); !strings.Contains(log, `impair: stats {"to_box":{"received"`) {
+		t.Errorf("no stats in the log after SIGUSR1:\n%s", log)
+	}
 	if err := l.imps["rp0"].proc.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Impair("rp0", impair.Spec{}); err == nil || !errors.Is(err, err) || !strings.Contains(fmt.Sprint(err), "not running") {
+	if err := l.Impair("rp0", impair.Spec{}); err == nil || !strings.Contains(err.Error(), "not running") {
 		t.Errorf("Impair with a dead forwarder: %v", err)
 	}
 }
