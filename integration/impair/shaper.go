@@ -111,8 +111,8 @@ func (q *fifo) pop() frame {
 
 // shaper applies one direction's Spec. It is driven by a single goroutine
 // with a monotonic clock (any origin): arrive for each frame read, release
-// when time has passed, then the caller writes Out in order and calls
-// Recycle. Frames that leave at once are not copied; queued ones are.
+// when time has passed, then the caller writes out in order and calls
+// recycle. Frames that leave at once are not copied; queued ones are.
 type shaper struct {
 	dir   Direction
 	vnet  bool // frames start with a virtio_net_hdr

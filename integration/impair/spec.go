@@ -119,8 +119,11 @@ type Spec struct {
 	RateBps int64
 	// Limit bounds the frames waiting in the direction's queue (delayed,
 	// rate-limited or held back); a frame beyond it is dropped and counted
-	// as Overflow. 0 means DefaultLimit. The queue also never holds more
-	// than QueueBytes.
+	// as Overflow, as a full router buffer would. 0 means DefaultLimit.
+	// Split super-frames count as their segments, so with Delay and a
+	// per-frame decision together the default holds about 1.5 MB: a bulk
+	// transfer faster than 1.5 MB per Delay overflows it. The queue also
+	// never holds more than QueueBytes.
 	Limit int
 	// Seed seeds the direction's random decisions; 0 means DefaultSeed.
 	// Setting a spec restarts the sequence, so the same spec over the same
