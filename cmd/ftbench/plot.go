@@ -127,14 +127,18 @@ func (f *frame) axes(yticks, xticks []float64, xfmt, yfmt string) {
 	c.text(f.left-40, f.top-28, f.yl, 2, black)
 }
 
-// legend draws a colour key at the top right of the plotting area.
-func (f *frame) legend(names []string) {
+// legend draws a colour key at the top right of the plotting area, or at
+// the bottom right (where a CDF has nothing to hide).
+func (f *frame) legend(names []string, bottom bool) {
 	w := 0
 	for _, n := range names {
 		w = max(w, textWidth(n, 2))
 	}
 	x := f.right - w - 40
 	y := f.top + 8
+	if bottom {
+		y = f.bottom - len(names)*22 - 8
+	}
 	f.c.fill(x-8, y-6, f.right-4, y+len(names)*22+2, white)
 	for i, n := range names {
 		col := palette[i%len(palette)]
@@ -197,7 +201,7 @@ func barChart(path, title, ylabel string, groups, series []string, values [][]fl
 		}
 		c.text(int(x0+gw*0.4)-textWidth(name, 2)/2, f.bottom+12, name, 2, black)
 	}
-	f.legend(series)
+	f.legend(series, false)
 	return c.savePNG(path)
 }
 
@@ -227,6 +231,6 @@ func cdfChart(path, title, xlabel string, names []string, sorted [][]float64, xm
 		x := f.px(clip(v[len(v)-1]))
 		c.line(px, py, x, f.py(1), 3, col)
 	}
-	f.legend(names)
+	f.legend(names, true)
 	return c.savePNG(path)
 }

@@ -394,8 +394,15 @@ func (b *bench) waitHealthy(t *topo, timeout time.Duration) error {
 	return fmt.Errorf("%s: replicas not healthy after %v: %s", t.name, timeout, lastLines(t.box.Log(), 10))
 }
 
+// lastLines returns the last n lines of a log, leaving out snapshots
+// (one long JSON line each).
 func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	var lines []string
+	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		if !strings.Contains(l, "SNAPSHOT ") {
+			lines = append(lines, l)
+		}
+	}
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
