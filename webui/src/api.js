@@ -2,7 +2,7 @@
 // every change, the server's clock offset, and one place that notices a
 // lost session.
 
-import { offsetFrom } from './lib/clock.js';
+import { ClockOffset } from './lib/clock.js';
 
 /** ApiError is an API error answer (docs/api.md, "Errors"). */
 export class ApiError extends Error {
@@ -16,10 +16,14 @@ export class ApiError extends Error {
 
 const BASE = '/api/v1';
 
+const clock = new ClockOffset();
+
 export const api = {
   csrf: '',
   /** offset is the server's clock minus ours, in ms. */
-  offset: 0,
+  get offset() {
+    return clock.value();
+  },
   /** onUnauthorized runs when an answer says the session is gone. */
   onUnauthorized: () => {},
 
@@ -44,8 +48,7 @@ export const api = {
     } catch (e) {
       throw new ApiError(0, 'network', `The appliance did not answer (${e.message}).`);
     }
-    const off = offsetFrom(res.headers.get('Date'), Date.now());
-    if (off != null) this.offset = off;
+    clock.add(res.headers.get('Date'), Date.now());
     let data = null;
     const text = await res.text();
     if (text) {

@@ -28,7 +28,7 @@ export function Chart({ title, data, lines, axisFmt, theme, height = 180, testid
       scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(max * 1.1, 1)] } },
       axes: [
         { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } },
-        { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, size: 78, values: (u, vals) => vals.map(axisFmt) },
+        { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, size: 92, values: (u, vals) => vals.map(axisFmt) },
       ],
       series: [{}, ...lines.map((l) => ({ label: l.label, stroke: cssVar(l.color), width: 2, fill: `${cssVar(l.color)}22`, value: (u, v) => (v == null ? '–' : l.fmt(v)), spanGaps: false }))],
     };

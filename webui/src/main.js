@@ -4,7 +4,7 @@
 // that the server serves one document for all of them.
 
 import { render } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useState } from 'preact/hooks';
 import { api } from './api.js';
 import { useLive } from './live.js';
 import { html, DialogHost, NoticeHost, confirmAction, notify } from './ui.js';
@@ -109,7 +109,9 @@ function useTheme() {
     return () => mq.removeEventListener('change', on);
   }, []);
   const effective = theme === 'auto' ? (dark ? 'dark' : 'light') : theme;
-  useEffect(() => {
+  // A layout effect runs before the charts' effects, which read the
+  // theme's colours.
+  useLayoutEffect(() => {
     document.documentElement.dataset.theme = effective;
     localStorage.setItem('ftb-theme', theme);
   }, [theme, effective]);

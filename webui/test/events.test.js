@@ -9,6 +9,7 @@ test('every kind has a known category; the live stream leaves out connection', (
 
 test('describe says what happened', () => {
   assert.equal(describe({ kind: 'failover', from: 'a', replica: 'b', conn: 'x->y', reason: 'replica-down' }), 'Failover a → b on x->y (replica-down)');
+  assert.equal(describe({ kind: 'failover-done', replica: 'b', conn: 'x->y', stall_ms: 75.5 }), 'Failover to b completed on x->y: the client waited 75.5 ms');
   assert.equal(describe({ kind: 'replica-down', replica: 'a', reason: 'probe timeout' }), 'Replica a is down (probe timeout)');
   assert.equal(describe({ kind: 'config-rolled-back', detail: 'version 3 was not confirmed' }), 'Configuration rolled back: version 3 was not confirmed');
   assert.equal(describe({ kind: 'operator-action', user: 'admin', replica: 'b', detail: 'drain' }), 'admin ran drain on replica b');

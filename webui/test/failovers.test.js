@@ -52,7 +52,7 @@ test('stall: measured when the event says, else estimated from the cause', () =>
   assert.equal(stallOf(groupFailovers(probe)[0], probe, {}).ms, 60);
 
   const measured = [ev(0, 'failover', { from: 'a', replica: 'b', reason: 'stalled', stall_ms: 42 }), ev(1, 'failover', { from: 'a', replica: 'b', reason: 'stalled', stall_ms: 57 })];
-  assert.deepEqual(stallOf(groupFailovers(measured)[0], measured, health), { ms: 57, estimated: false, basis: 'measured by the dataplane' });
+  assert.deepEqual(stallOf(groupFailovers(measured)[0], measured, health), { ms: 57, estimated: false, basis: 'longest of 2 measured by the dataplane' });
 
   const odd = [ev(0, 'failover', { from: 'a', replica: 'b', reason: 'something-new' })];
   assert.equal(stallOf(groupFailovers(odd)[0], odd, health).ms, null);
@@ -86,4 +86,21 @@ test('summarize counts the last hour only', () => {
   assert.equal(s.downs, 1);
   assert.equal(s.divergences, 1);
   assert.equal(s.last.from, 'b');
+});
+
+test('failover-done measurements attach to the incident that moved the connection', () => {
+  const evs = [
+    ev(0, 'failover', { from: 'a', replica: 'b', conn: 'c1', reason: 'replica-down' }),
+    ev(1, 'failover', { from: 'a', replica: 'b', conn: 'c2', reason: 'replica-down' }),
+    ev(40, 'failover-done', { replica: 'b', conn: 'c1', stall_ms: 75.5 }),
+    ev(90, 'failover-done', { replica: 'b', conn: 'c2', stall_ms: 120 }),
+    ev(10000, 'failover', { from: 'b', replica: 'a', conn: 'c1', reason: 'stalled' }),
+    ev(10300, 'failover-done', { replica: 'a', conn: 'c1', stall_ms: 310 }),
+    // Not ours: another connection, or a measurement before the incident.
+    ev(10400, 'failover-done', { replica: 'a', conn: 'zz', stall_ms: 999 }),
+  ];
+  const inc = groupFailovers(evs);
+  assert.equal(inc.length, 2);
+  assert.deepEqual(stallOf(inc[0], evs, {}), { ms: 310, estimated: false, basis: 'longest of 1 measured by the dataplane' });
+  assert.deepEqual(stallOf(inc[1], evs, {}), { ms: 120, estimated: false, basis: 'longest of 2 measured by the dataplane' });
 });

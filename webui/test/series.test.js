@@ -27,6 +27,7 @@ test('old samples fall off and stale ones are refused', () => {
   const s = new Series(3);
   for (let i = 1; i <= 5; i++) assert.equal(s.push(i, i * 10, i * 10, i), true);
   assert.equal(s.push(5, 0, 0, 0), false);
+  assert.equal(s.push(5.5, 0, 0, 0), false);
   assert.deepEqual(s.connections(), [[3, 4, 5], [3, 4, 5]]);
   assert.deepEqual(new Series().latest(), { rx: null, tx: null, conns: null });
 });

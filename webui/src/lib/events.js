@@ -5,7 +5,7 @@ export const CATEGORIES = ['failover', 'health', 'connection', 'config', 'auth',
 
 /** KINDS maps each known event kind to its category (docs/api.md). */
 export const KINDS = {
-  failover: 'failover', 'member-removed': 'failover', diverged: 'failover', stalled: 'failover',
+  failover: 'failover', 'failover-done': 'failover', 'member-removed': 'failover', diverged: 'failover', stalled: 'failover',
   'replica-up': 'health', 'replica-down': 'health', 'replica-admin': 'health', 'port-gone': 'health', 'port-back': 'health',
   'conn-refused': 'connection', 'conn-established': 'connection', 'conn-closed': 'connection',
   'config-applied': 'config', 'config-confirmed': 'config', 'config-rolled-back': 'config', 'config-fallback': 'config',
@@ -28,6 +28,8 @@ export function describe(ev) {
   switch (ev.kind) {
     case 'failover':
       return `Failover ${ev.from || '?'} → ${ev.replica || '?'}${conn(ev)}${why(ev)}`;
+    case 'failover-done':
+      return `Failover to ${ev.replica || '?'} completed${conn(ev)}${Number.isFinite(ev.stall_ms) ? `: the client waited ${ev.stall_ms} ms` : ''}`;
     case 'member-removed':
       return `Replica ${ev.replica} left ${ev.conn || 'a connection'}${why(ev)}`;
     case 'diverged':

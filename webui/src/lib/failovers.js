@@ -6,10 +6,13 @@
 // the same previous and new primary that follow each other within a short
 // window are grouped.
 //
-// Stall time: a failover event may carry a measured stall (stall_ms, the
-// client-visible gap). Today's dataplane does not measure it, so the
-// incident shows the failure detection time instead, estimated from the
-// health settings and the cause, and marked as an estimate.
+// Stall time: the dataplane may report the client-visible gap it measured
+// (stall_ms) on a "failover-done" event for the connection, sent when the
+// first segment after the failover reached the client, or on the failover
+// event itself. Where no measurement arrived (an idle connection has no
+// segment to measure, older firmware measures nothing) the incident shows
+// the failure detection time instead, estimated from the health settings
+// and the cause, and marked as an estimate.
 
 import { parseDuration } from './format.js';
 
@@ -47,7 +50,7 @@ export function groupFailovers(events, windowMs = 2000) {
     const t = ms(ev);
     let inc = open.get(key);
     if (!inc || t - inc.lastMs > windowMs) {
-      inc = { from: ev.from || '', to: ev.replica || '', firstMs: t, lastMs: t, count: 0, reasons: {}, conns: [], stallMs: null, seq: ev.seq };
+      inc = { from: ev.from || '', to: ev.replica || '', firstMs: t, lastMs: t, count: 0, reasons: {}, conns: [], allConns: new Set(), stallMs: null, measured: 0, seq: ev.seq };
       open.set(key, inc);
       incidents.push(inc);
     }
@@ -57,7 +60,24 @@ export function groupFailovers(events, windowMs = 2000) {
     const r = ev.reason || 'unknown';
     inc.reasons[r] = (inc.reasons[r] || 0) + 1;
     if (ev.conn && inc.conns.length < 20) inc.conns.push(ev.conn);
-    if (Number.isFinite(ev.stall_ms)) inc.stallMs = Math.max(inc.stallMs ?? 0, ev.stall_ms);
+    if (ev.conn) inc.allConns.add(ev.conn);
+    if (Number.isFinite(ev.stall_ms)) {
+      inc.stallMs = Math.max(inc.stallMs ?? 0, ev.stall_ms);
+      inc.measured++;
+    }
+  }
+  // Each measurement belongs to the latest incident, at or before it, that
+  // moved its connection to its replica.
+  const dones = events.filter((e) => e.kind === 'failover-done' && Number.isFinite(e.stall_ms) && e.conn).sort((a, b) => ms(a) - ms(b));
+  for (const d of dones) {
+    let best = null;
+    for (const inc of incidents) {
+      if (inc.allConns.has(d.conn) && (!d.replica || d.replica === inc.to) && inc.firstMs <= ms(d) && (!best || inc.firstMs > best.firstMs)) best = inc;
+    }
+    if (best) {
+      best.stallMs = Math.max(best.stallMs ?? 0, d.stall_ms);
+      best.measured++;
+    }
   }
   for (const inc of incidents) {
     inc.reason = Object.entries(inc.reasons).sort((a, b) => b[1] - a[1])[0][0];
@@ -71,7 +91,9 @@ export function groupFailovers(events, windowMs = 2000) {
  * events are the surrounding events (the replica-down that caused it).
  */
 export function stallOf(inc, events, health) {
-  if (inc.stallMs != null) return { ms: inc.stallMs, estimated: false, basis: 'measured by the dataplane' };
+  if (inc.stallMs != null) {
+    return { ms: inc.stallMs, estimated: false, basis: `longest of ${inc.measured} measured by the dataplane` };
+  }
   const h = healthSettings(health);
   switch (inc.reason) {
     case 'stalled':

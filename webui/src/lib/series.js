@@ -9,9 +9,13 @@
  * connection count. Times are seconds since the epoch, as uPlot wants.
  */
 export class Series {
-  constructor(capacity = 150, maxGap = 15) {
+  constructor(capacity = 150, maxGap = 15, minStep = 1) {
     this.capacity = capacity;
     this.maxGap = maxGap;
+    // Samples closer than minStep seconds to the previous one (an extra
+    // poll after an event) are skipped: a rate over a few milliseconds
+    // is noise.
+    this.minStep = minStep;
     this.t = [];
     this.rxRate = [];
     this.txRate = [];
@@ -22,11 +26,12 @@ export class Series {
   /**
    * push adds one sample: t in seconds, rx and tx the uplink's byte
    * counters (rx: from clients, tx: to clients), conns the connection
-   * count. It returns false for a sample that is not newer than the last.
+   * count. It returns false for a sample it skipped: not newer than the
+   * last by minStep.
    */
   push(t, rx, tx, conns) {
     const p = this.prev;
-    if (p && t <= p.t) return false;
+    if (p && t - p.t < this.minStep) return false;
     let rxRate = null;
     let txRate = null;
     if (p && t - p.t <= this.maxGap && rx >= p.rx && tx >= p.tx) {

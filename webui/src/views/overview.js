@@ -92,7 +92,7 @@ export function Overview({ live, theme, onAction }) {
       </div>
       <div class=${`tile ${red.state === 'intact' ? 'ok' : 'bad'}`} data-testid="redundancy">
         <span class="tile-label">Redundancy</span>
-        <span class="tile-value">${red.state}</span>
+        <span class="tile-value">${red.state[0].toUpperCase() + red.state.slice(1)}</span>
         <span class="tile-note">${red.healthy.length} of ${red.total} replicas healthy</span>
       </div>
       <div class="tile" data-testid="last-hour">
