@@ -123,7 +123,7 @@ func (d *fakeDP) Promote(ctx context.Context, name string) error {
 }
 
 func (d *fakeDP) Counters() *engine.Counters { return &d.ctr }
-func (d *fakeDP) Restarts() int             { return 0 }
+func (d *fakeDP) Restarts() int              { return 0 }
 
 // fail takes replica from down and fails its connections over to the next
 // healthy replica, publishing what the dataplane would: replica-down,
