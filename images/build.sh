@@ -98,7 +98,7 @@ mkfs.vfat -C -F 32 -S 512 -n ESP -i 46544231 "$WORK/esp.vfat" $((ESP_MIB * 1024)
 MTOOLS_SKIP_CHECK=1 mcopy -s -m -i "$WORK/esp.vfat" "$WORK/esp/"* ::
 
 step "root slot squashfs"
-mksquashfs "$ROOT" "$WORK/root.squashfs" -comp zstd -Xcompression-level 19 -b 1M -noappend -no-progress -quiet >/dev/null
+mksquashfs "$ROOT" "$WORK/root.squashfs" -comp zstd -Xcompression-level 15 -b 1M -noappend -no-progress -quiet >/dev/null
 ROOT_BYTES=$(stat -c %s "$WORK/root.squashfs")
 [ "$ROOT_BYTES" -lt $((SLOT_MIB * 1024 * 1024)) ] || die "root.squashfs ($ROOT_BYTES bytes) does not fit a ${SLOT_MIB} MiB slot"
 
