@@ -174,9 +174,13 @@ func TestBrowserLiveFailover(t *testing.T) {
 	b.Click(`nav a[href="#/events"]`)
 	b.WaitText(`[data-testid="timeline"]`, "Failover a → b", short)
 	b.WaitText(`[data-testid="timeline"]`, "Replica a is down (probe timeout)", short)
+	// The 60 failovers are one row, which opens to list them.
+	b.WaitText(`[data-testid="timeline"] > li[data-kind="failover"]`, "60 × Failover a → b (replica-down)", short)
+	b.Click(`[data-testid="timeline"] > li[data-kind="failover"] summary`)
+	b.Wait("the list", `document.querySelectorAll('[data-testid="timeline"] > li[data-kind="failover"] .ev-group li').length === 60`, short)
 	// Live on this page too: a recovery appears at the top.
 	r.dp.recover("a")
-	b.WaitText(`[data-testid="timeline"] li:first-child`, "Replica a is up", 5*time.Second)
+	b.WaitText(`[data-testid="timeline"] > li:first-child`, "Replica a is up", 5*time.Second)
 	b.Screenshot("failover-events")
 }
 
@@ -389,11 +393,11 @@ func TestBrowserEventsFilterAndExport(t *testing.T) {
 	b.Click(`nav a[href="#/events"]`)
 	b.WaitText(`[data-testid="timeline"]`, "Failover a → b", short)
 	b.SetInput(`select[name="kind"]`, "replica-up")
-	b.Wait("only replica-up", `(() => { const k = [...document.querySelectorAll('[data-testid="timeline"] li')].map(li => li.dataset.kind); return k.length === 1 && k[0] === "replica-up"; })()`, short)
+	b.Wait("only replica-up", `(() => { const k = [...document.querySelectorAll('[data-testid="timeline"] > li')].map(li => li.dataset.kind); return k.length === 1 && k[0] === "replica-up"; })()`, short)
 	b.SetInput(`select[name="kind"]`, "")
 	b.SetInput(`select[name="category"]`, "auth")
 	b.WaitText(`[data-testid="timeline"]`, "admin logged in", short)
-	b.Wait("auth only", `[...document.querySelectorAll('[data-testid="timeline"] li')].every(li => li.classList.contains('auth'))`, short)
+	b.Wait("auth only", `[...document.querySelectorAll('[data-testid="timeline"] > li')].every(li => li.classList.contains('auth'))`, short)
 	b.SetInput(`select[name="category"]`, "")
 	b.SetInput(`select[name="replica"]`, "b")
 	b.Wait("replica b only", `(() => { const t = document.querySelector('[data-testid="timeline"]').textContent; return t.includes('Failover a → b') && !t.includes('Replica a is up'); })()`, short)

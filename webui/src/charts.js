@@ -25,7 +25,9 @@ export function Chart({ title, data, lines, axisFmt, theme, height = 180, testid
       height,
       cursor: { drag: { x: false, y: false } },
       legend: { live: true },
-      scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(max * 1.1, 1)] } },
+      // The last five minutes at most, and at least half a minute, so that
+      // a single sample does not stretch the axis over years.
+      scales: { x: { time: true, range: (u, min, max) => (Number.isFinite(max) ? [max - Math.min(Math.max(max - min, 30), 300), max] : [min, max]) }, y: { range: (u, min, max) => [0, Math.max(max * 1.1, 1)] } },
       axes: [
         { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } },
         { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, size: 92, values: (u, vals) => vals.map(axisFmt) },

@@ -164,6 +164,7 @@ function Shell({ onLogout, onPasswordChanged }) {
 
   return html`
     <a class="skip" href="#main" onClick=${(e) => { e.preventDefault(); document.getElementById('main').focus(); }}>Skip to content</a>
+    <div class="sticky">
     <header class="top">
       <a class="brand" href="#/overview"><span class="logo" aria-hidden="true">⇄</span> ftbridge <span class="host">${live.status?.hostname || ''}</span></a>
       <nav aria-label="Pages"><ul>${PAGES.map(([id, label]) => html`<li><a href=${`#/${id}`} aria-current=${id === page ? 'page' : undefined}>${label}</a></li>`)}</ul></nav>
@@ -177,6 +178,7 @@ function Shell({ onLogout, onPasswordChanged }) {
     </header>
     <${PendingBanner} live=${live} />
     ${live.error && html`<p class="offline" role="alert">The appliance does not answer: ${live.error}</p>`}
+    </div>
     <main id="main" tabindex="-1" data-page=${page}>
       <h1>${title}</h1>
       ${view()}

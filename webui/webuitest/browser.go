@@ -258,6 +258,8 @@ func (b *Browser) DarkMode(dark bool) {
 func (b *Browser) Screenshot(name string) string {
 	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
 	defer cancel()
+	// From the top, where the sticky bar is in a full-page capture.
+	b.eval(`(window.scrollTo(0, 0), true)`, nil)
 	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		b.t.Logf("screenshot %s: %v", name, err)

@@ -93,3 +93,27 @@ export function mergeEvents(list, add, max = 1000) {
   const out = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
   return out.length > max ? out.slice(out.length - max) : out;
 }
+
+/**
+ * collapseRuns groups neighbouring events (in the order given) of the same
+ * kind, replica, previous replica and reason that come within windowMs of
+ * each other: a failover of 500 connections is one row, not 500. It
+ * returns [{ev (the first), events, count}].
+ */
+export function collapseRuns(list, windowMs = 2000) {
+  const out = [];
+  let cur = null;
+  for (const ev of list) {
+    const t = Date.parse(ev.time);
+    if (cur && cur.ev.kind === ev.kind && (cur.ev.replica || '') === (ev.replica || '') && (cur.ev.from || '') === (ev.from || '') &&
+        (cur.ev.reason || '') === (ev.reason || '') && Math.abs(t - cur.lastMs) <= windowMs) {
+      cur.events.push(ev);
+      cur.count++;
+      cur.lastMs = t;
+      continue;
+    }
+    cur = { ev, events: [ev], count: 1, lastMs: t };
+    out.push(cur);
+  }
+  return out;
+}

@@ -130,6 +130,9 @@ export function Config({ live }) {
     if (el) el.focus();
   };
   const showError = (field, message) => {
+    // The API's message starts with the field's path, which the input's
+    // label says better.
+    if (field && message.startsWith(`${field}: `)) message = message.slice(field.length + 2);
     const target = fieldTarget(field, formFields(form));
     if (target) {
       setErrors({ [target]: message });

@@ -5,7 +5,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { followEvents } from '../live.js';
 import { html, Badge, download } from '../ui.js';
-import { CATEGORIES, KINDS, LIVE_CATEGORIES, describe, mergeEvents } from '../lib/events.js';
+import { CATEGORIES, KINDS, LIVE_CATEGORIES, collapseRuns, describe, mergeEvents } from '../lib/events.js';
 import { eventsToCSV, eventsToJSON, exportName } from '../lib/csv.js';
 import { fmtTime } from '../lib/format.js';
 
@@ -29,6 +29,7 @@ export function Events({ replicas }) {
   const [err, setErr] = useState('');
   const [stream, setStream] = useState('connecting');
   const [paused, setPaused] = useState(false);
+  const [grouped, setGrouped] = useState(true);
 
   useEffect(() => {
     const ctl = new AbortController();
@@ -65,6 +66,7 @@ export function Events({ replicas }) {
         <option value="">any</option>${(replicas || []).map((r) => html`<option value=${r.name}>${r.name}</option>`)}</select></label>
       <label class="field">Since<select value=${f.range} onChange=${set('range')} name="range">
         ${RANGES.map(([r]) => html`<option value=${r}>${r === 'all' ? 'all stored' : `last ${r}`}</option>`)}</select></label>
+      <label class="check"><input type="checkbox" checked=${grouped} onChange=${(e) => setGrouped(e.currentTarget.checked)} name="grouped" /> Group bursts</label>
       <div class="filter-actions">
         <button type="button" class="btn" onClick=${() => setPaused(!paused)} aria-pressed=${paused}>${paused ? 'Resume live' : 'Pause live'}</button>
         <button type="button" class="btn" onClick=${() => download(exportName('csv'), 'text/csv', eventsToCSV(list))} data-testid="export-csv">Export CSV</button>
@@ -77,10 +79,13 @@ export function Events({ replicas }) {
     </p>
     ${err && html`<p class="field-error" role="alert">${err}</p>`}
     <ol class="timeline" data-testid="timeline" aria-label="Events, newest first">
-      ${shown.map((ev) => html`<li key=${ev.seq} class=${`ev ${ev.category}`} data-kind=${ev.kind} data-seq=${ev.seq}>
+      ${(grouped ? collapseRuns(shown) : shown.map((ev) => ({ ev, events: [ev], count: 1 }))).map(({ ev, events, count }) => html`<li key=${ev.seq} class=${`ev ${ev.category}`} data-kind=${ev.kind} data-seq=${ev.seq} data-count=${count}>
         <time datetime=${ev.time}>${fmtTime(ev.time, now, true)}</time>
         <${Badge} kind=${ev.category}>${ev.kind}<//>
-        <span class="ev-text">${describe(ev)}</span>
+        ${count === 1
+          ? html`<span class="ev-text">${describe(ev)}</span>`
+          : html`<details class="ev-text"><summary><strong>${count} ×</strong> ${describe({ ...ev, conn: '' })}</summary>
+              <ul class="ev-group">${events.slice(0, 200).map((e) => html`<li key=${e.seq}>${fmtTime(e.time, now, true)} ${describe(e)}</li>`)}${count > 200 ? html`<li>… and ${count - 200} more</li>` : ''}</ul></details>`}
       </li>`)}
     </ol>`;
 }
