@@ -473,3 +473,31 @@ func apiGet(t *testing.T, app *webuitest.Appliance, path string, out any) {
 		t.Fatal(err)
 	}
 }
+
+// TestBrowserKeyboardAndNames walks the overview with the Tab key and
+// checks that every control on each page has an accessible name.
+func TestBrowserKeyboardAndNames(t *testing.T) {
+	r := newRig(t, operatorPassword, webuitest.Laptop)
+	b := r.b
+	b.Login(r.app.URL, operatorPassword)
+	b.WaitText(replicaSel("b", `[data-testid="role"]`), "backup", short)
+	stops := b.TabStops(16)
+	t.Logf("tab stops: %q", stops)
+	if len(stops) == 0 || !strings.Contains(stops[0], "Skip to content") {
+		t.Errorf("the first tab stop is %q, want the skip link", stops)
+	}
+	joined := strings.Join(stops, "|")
+	for _, want := range []string{"A Events", "A Configuration", "SELECT Theme", "BUTTON Log out", "BUTTON Drain", "BUTTON Promote"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("no tab stop %q in %q", want, stops)
+		}
+	}
+	for _, page := range []string{"overview", "connections", "events", "config", "system"} {
+		b.Click(fmt.Sprintf(`nav a[href="#/%s"]`, page))
+		b.Wait(page, fmt.Sprintf(`document.querySelector('main[data-page=%q]')`, page), short)
+		time.Sleep(700 * time.Millisecond)
+		if bad := b.UnnamedControls(); len(bad) > 0 {
+			t.Errorf("%s: controls without a name:\n\t%s", page, strings.Join(bad, "\n\t"))
+		}
+	}
+}

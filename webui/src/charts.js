@@ -12,7 +12,7 @@ const cssVar = (name) => getComputedStyle(document.documentElement).getPropertyV
  * {label, color (a CSS variable name), fmt (value formatter)}. axisFmt
  * formats the y axis. theme changes re-create the chart.
  */
-export function Chart({ title, data, lines, axisFmt, theme, height = 180, testid }) {
+export function Chart({ title, data, lines, axisFmt, theme, height = 180, testid, integer = false }) {
   const box = useRef(null);
   const plot = useRef(null);
 
@@ -30,7 +30,8 @@ export function Chart({ title, data, lines, axisFmt, theme, height = 180, testid
       scales: { x: { time: true, range: (u, min, max) => (Number.isFinite(max) ? [max - Math.min(Math.max(max - min, 30), 300), max] : [min, max]) }, y: { range: (u, min, max) => [0, Math.max(max * 1.1, 1)] } },
       axes: [
         { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } },
-        { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, size: 92, values: (u, vals) => vals.map(axisFmt) },
+        // Counts get whole-number ticks only.
+        { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, size: 92, values: (u, vals) => vals.map(axisFmt), ...(integer ? { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 2e6, 5e6] } : {}) },
       ],
       series: [{}, ...lines.map((l) => ({ label: l.label, stroke: cssVar(l.color), width: 2, fill: `${cssVar(l.color)}22`, value: (u, v) => (v == null ? '–' : l.fmt(v)), spanGaps: false }))],
     };

@@ -313,3 +313,31 @@ func jsString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
 }
+
+// UnnamedControls lists the visible controls (links, buttons, inputs,
+// selects) that have no accessible name: a screen reader would announce
+// them as "button" and nothing more.
+func (b *Browser) UnnamedControls() []string {
+	b.t.Helper()
+	var out []string
+	b.Eval(`[...document.querySelectorAll('a[href], button, input, select, textarea, summary')]
+		.filter(el => el.getClientRects().length > 0 && el.type !== 'hidden')
+		.filter(el => !((el.getAttribute('aria-label') || (el.labels && el.labels[0] && el.labels[0].textContent) || el.textContent || el.title || '').trim()))
+		.map(el => el.outerHTML.slice(0, 160))`, &out)
+	return out
+}
+
+// TabStops presses Tab n times from the top of the page and returns what
+// had the focus each time: its accessible text, cut short.
+func (b *Browser) TabStops(n int) []string {
+	b.t.Helper()
+	b.Eval(`(document.activeElement && document.activeElement.blur(), window.scrollTo(0, 0), true)`, nil)
+	var out []string
+	for i := 0; i < n; i++ {
+		b.Do(chromedp.KeyEvent("\t"))
+		var s string
+		b.Eval(`(() => { const el = document.activeElement; if (!el || el === document.body) return ""; return (el.tagName + " " + (el.getAttribute("aria-label") || el.textContent || el.value || "")).trim().replace(/\s+/g, " ").slice(0, 60); })()`, &s)
+		out = append(out, s)
+	}
+	return out
+}

@@ -43,7 +43,7 @@ function ReplicaCard({ r, now, onAction, status }) {
       ['Probe latency', r.health === 'up' && r.probe_rtt_ms > 0 ? `${r.probe_rtt_ms.toFixed(r.probe_rtt_ms < 1 ? 3 : 1)} ms` : '–'],
       ['Link', html`${r.interface}: ${!r.port_present ? 'missing' : r.carrier ? 'up' : 'no carrier'}`],
       ['Connections', html`${fmtCount(r.connections)} <span class="muted">(primary of ${fmtCount(primaryOf)})</span>`],
-      ['Services up', r.services_up.length ? r.services_up.join(', ') : 'none'],
+      ['Services up', r.services_up.length ? r.services_up.map((s) => html`<span class="nowrap">${s}</span> `) : 'none'],
       ['Last change', Number.isFinite(sinceMs) && sinceMs > 0 ? html`<span title=${fmtTime(sinceMs, now, true)}>${health} ${fmtAgo(sinceMs, now)}</span>${r.reason ? html` <span class="muted">(${r.reason})</span>` : ''}` : '–'],
       ['Traffic', `${fmtBytes(r.rx_bytes)} in, ${fmtBytes(r.tx_bytes)} out`],
     ]} />
@@ -65,7 +65,7 @@ function FailoverTable({ incidents, events, health, now }) {
         <td>${inc.from || '?'} → <strong>${inc.to || '?'}</strong></td>
         <td class="num">${fmtCount(inc.count)}</td>
         <td>${inc.reason}</td>
-        <td title=${st.basis}>${st.ms == null ? '–' : `${st.estimated ? '≈ ' : ''}${fmtDuration(st.ms / 1000)}`}${st.estimated ? html`<span class="sr-only"> (estimate: ${st.basis})</span>` : ''}</td>
+        <td title=${st.basis}>${st.ms == null ? '–' : `${st.estimated ? '≈ ' : ''}${st.ms === 0 ? '0 ms' : fmtDuration(st.ms / 1000)}`}${st.estimated ? html`<span class="sr-only"> (estimate: ${st.basis})</span>` : ''}</td>
       </tr>`;
     })}</tbody>
   </table></div>`;
@@ -116,7 +116,7 @@ export function Overview({ live, theme, onAction }) {
     <section class="charts">
       <${Chart} testid="chart-throughput" title="Throughput through the uplink" theme=${theme} data=${series.throughput()} axisFmt=${(v) => fmtRate(v)}
         lines=${[{ label: 'From clients', color: '--c1', fmt: fmtRate }, { label: 'To clients', color: '--c2', fmt: fmtRate }]} />
-      <${Chart} testid="chart-conns" title="Connections" theme=${theme} data=${series.connections()} axisFmt=${(v) => fmtCount(v)}
+      <${Chart} testid="chart-conns" title="Connections" theme=${theme} integer=${true} data=${series.connections()} axisFmt=${(v) => fmtCount(v)}
         lines=${[{ label: 'Connections', color: '--c3', fmt: fmtCount }]} />
     </section>
     <h2>Last failovers</h2>
