@@ -101,6 +101,9 @@ func (e *Engine) snapshot(maxConns int) Snapshot {
 		}
 	}
 	for i, r := range e.replicas {
+		if r.removed {
+			continue
+		}
 		rs := ReplicaStatus{
 			Name: r.name, Interface: r.ifname, Up: r.up, Admin: r.admin.String(), Carrier: r.carrier,
 			Port: r.port != nil, Preferred: e.primaryReplica() == r, Conns: per[i], Primaries: prim[i],

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"time"
 
 	"github.com/ftbridge/ftbridge/dataplane/failover"
@@ -66,6 +67,9 @@ type service struct {
 	addr   netip.AddrPort
 	params *failover.Params
 	rejoin RejoinPolicy
+	// retired: removed by Reconfigure; it takes no new connections, its
+	// live ones run on.
+	retired bool
 }
 
 // connEntry is a table slot: the connection and its timer bookkeeping.
@@ -146,21 +150,8 @@ func New(cfg Config) (*Engine, error) {
 	e.hold.Max = cfg.Limits.MaxTotalHoldBytes
 	e.logBudget.Max = cfg.Limits.MaxTotalLogBytes
 	for _, s := range cfg.Services {
-		params := &failover.Params{
-			Immediate:    s.Release == ReleaseImmediate,
-			SynAckWait:   cfg.Timers.SynAckWait,
-			FinWait:      cfg.Timers.FinWait,
-			TimeWait:     cfg.Timers.TimeWait,
-			Idle:         cfg.Timers.Idle,
-			StallTimeout: cfg.Health.StallTimeout,
-			Embryonic:    5 * time.Second,
-			MaxHold:      cfg.Limits.MaxHoldBytes,
-			Hold:         &e.hold,
-			LogMax:       logMax(cfg.Limits.MaxLogBytes, s.Rejoin),
-			Log:          &e.logBudget,
-			JoinTimeout:  cfg.Timers.JoinTimeout,
-			Tolerant:     s.Replication == ReplicationTolerant,
-		}
+		params := &failover.Params{}
+		e.setParams(params, cfg, s)
 		e.vips[s.Address] = true
 		for _, p := range s.Ports {
 			ap := netip.AddrPortFrom(s.Address, p)
@@ -270,7 +261,14 @@ func (e *Engine) Close() error {
 
 // Run runs the dataplane until ctx ends. It locks its goroutine to one OS
 // thread: the loop is the only place that touches connection state.
+//
+// Sockets the loop opens later (a replica port that comes back, one added
+// by Reconfigure) are opened in the network namespace of that thread: run
+// the engine from a thread in the dataplane's namespace (the daemon runs
+// wholly inside it).
 func (e *Engine) Run(ctx context.Context) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	e.started = time.Now()
 	e.now = e.started
 	stop := context.AfterFunc(ctx, e.poller.Wake)
@@ -291,6 +289,9 @@ func (e *Engine) Run(ctx context.Context) error {
 				fds = append(fds, r.port.p.Fd())
 				owners = append(owners, r.port)
 			}
+		}
+		if len(fds) > len(ready) {
+			ready = make([]bool, len(fds)) // Reconfigure added a replica
 		}
 		timeout := e.nextWake(time.Now())
 		if _, err := e.poller.Wait(fds, ready[:len(fds)], timeout); err != nil {

@@ -33,6 +33,8 @@ type replica struct {
 	// ready: the application-state hook passed since it last came up
 	// (always true without Config.ReadyGate).
 	ready bool
+	// removed by Reconfigure: its id stays taken, it serves nothing.
+	removed bool
 
 	// Per service port: the TCP probe's verdict.
 	svcUp     []bool
@@ -53,9 +55,18 @@ func newReplica(id int, rc ReplicaConfig, nsvc int) *replica {
 	}
 }
 
+// addService grows the per-service state for a service added live.
+func (r *replica) addService() {
+	r.svcUp = append(r.svcUp, false)
+	r.svcOK = append(r.svcOK, 0)
+	r.svcFail = append(r.svcFail, 0)
+	r.svcSeen = append(r.svcSeen, false)
+	r.probePort = append(r.probePort, 0)
+}
+
 // eligible reports whether the replica may take a new connection on service svc.
 func (r *replica) eligible(svc int, now time.Time) bool {
-	return r.up && r.ready && r.admin == AdminEnabled && r.port != nil && r.svcUp[svc] && !now.Before(r.holdUntil)
+	return !r.removed && r.up && r.ready && r.admin == AdminEnabled && r.port != nil && r.svcUp[svc] && !now.Before(r.holdUntil)
 }
 
 // serving reports whether the replica may keep serving connections.
@@ -71,6 +82,9 @@ func (e *Engine) runProbes() {
 	}
 	e.nextProbe = e.now.Add(e.cfg.Health.Interval)
 	for _, r := range e.replicas {
+		if r.removed {
+			continue
+		}
 		e.judgeRound(r)
 		e.sendProbes(r)
 	}
@@ -270,7 +284,7 @@ func (e *Engine) handleLinkEvents() {
 	}
 	for _, ev := range evs {
 		for _, r := range e.replicas {
-			if ev.Name != r.ifname {
+			if ev.Name != r.ifname || r.removed {
 				continue
 			}
 			switch {

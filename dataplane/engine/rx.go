@@ -156,11 +156,11 @@ func (e *Engine) handleIPv4(p *port, r *replica, vh pkt.VNetHdr, b []byte) {
 		}
 		e.learnNeighbor(ip.Src(), f.Eth.Src())
 		si, ok := e.svcIndex[netipAddrPort(ip.Dst(), tcp.DstPort())]
-		if !ok {
+		if !ok || (e.services[si].retired && e.conns[failover.Key{Client: netipAddrPort(ip.Src(), tcp.SrcPort()), Service: e.services[si].addr}] == nil) {
 			e.bridgeOther(p, r, vh, b)
 			return
 		}
-		if !csumTrusted && pkt.TCPChecksum(ip.Src(), ip.Dst(), tcp) != 0 {
+		if !csumTrusted && pkt.TCPChecksum(ip.Src(), ip.Dst(), tcp) != tcp.Checksum() {
 			e.drop(DropBadChecksum)
 			return
 		}
@@ -176,7 +176,7 @@ func (e *Engine) handleIPv4(p *port, r *replica, vh pkt.VNetHdr, b []byte) {
 		e.bridgeOther(p, r, vh, b)
 		return
 	}
-	if !csumTrusted && pkt.TCPChecksum(ip.Src(), ip.Dst(), tcp) != 0 {
+	if !csumTrusted && pkt.TCPChecksum(ip.Src(), ip.Dst(), tcp) != tcp.Checksum() {
 		e.drop(DropBadChecksum)
 		return
 	}

@@ -209,20 +209,20 @@ func (e *Engine) buildTCP(p *port, dstMAC, srcMAC pkt.MAC, from, to netip.AddrPo
 }
 
 // ToClient implements failover.Output.
-func (e *Engine) ToClient(c *failover.Conn, h *failover.Header, payload []byte) {
+func (e *Engine) ToClient(c *failover.Conn, h failover.Header, payload []byte) {
 	k := c.Key()
-	e.sendTCP(e.uplink, c.ClientMAC, e.vipMAC, k.Service, k.Client, h, payload)
+	e.sendTCP(e.uplink, c.ClientMAC, e.vipMAC, k.Service, k.Client, &h, payload)
 }
 
 // ToReplica implements failover.Output.
-func (e *Engine) ToReplica(c *failover.Conn, m int, h *failover.Header, payload []byte) {
+func (e *Engine) ToReplica(c *failover.Conn, m int, h failover.Header, payload []byte) {
 	r := e.replicas[c.MemberID(m)]
 	if r.port == nil || r.peer.IsZero() {
 		e.drop(DropPortDown)
 		return
 	}
 	k := c.Key()
-	e.sendTCP(r.port, r.peer, r.port.mac, k.Client, k.Service, h, payload)
+	e.sendTCP(r.port, r.peer, r.port.mac, k.Client, k.Service, &h, payload)
 }
 
 // Event implements failover.Output.

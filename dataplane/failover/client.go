@@ -151,7 +151,7 @@ func (c *Conn) forwardToReplicas(s *Segment, out Output) {
 		if c.vSACK {
 			h.NumSACK = translateSACK(&h.SACK, s.SACK[:s.NumSACK], m)
 		}
-		out.ToReplica(c, i, &h, s.Payload)
+		out.ToReplica(c, i, h, s.Payload)
 	}
 }
 

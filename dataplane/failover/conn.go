@@ -244,7 +244,7 @@ func (c *Conn) forwardSyn(out Output) {
 	h := c.synHeader()
 	for i := range c.members {
 		if c.members[i].state == memberSynSent {
-			out.ToReplica(c, i, &h, nil)
+			out.ToReplica(c, i, h, nil)
 		}
 	}
 }

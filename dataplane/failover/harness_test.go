@@ -42,15 +42,15 @@ type rec struct {
 
 func newRec() *rec { return &rec{rep: map[int][]sentSeg{}, ri: map[int]int{}} }
 
-func (r *rec) ToClient(c *Conn, h *Header, p []byte) {
+func (r *rec) ToClient(c *Conn, h Header, p []byte) {
 	if r.onClient != nil {
-		r.onClient(h, p)
+		r.onClient(&h, p)
 	}
-	r.client = append(r.client, sentSeg{*h, append([]byte(nil), p...)})
+	r.client = append(r.client, sentSeg{h, append([]byte(nil), p...)})
 }
 
-func (r *rec) ToReplica(c *Conn, m int, h *Header, p []byte) {
-	r.rep[m] = append(r.rep[m], sentSeg{*h, append([]byte(nil), p...)})
+func (r *rec) ToReplica(c *Conn, m int, h Header, p []byte) {
+	r.rep[m] = append(r.rep[m], sentSeg{h, append([]byte(nil), p...)})
 }
 
 func (r *rec) Event(c *Conn, ev Event) {

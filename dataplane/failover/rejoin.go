@@ -91,7 +91,7 @@ func (c *Conn) Join(now time.Time, id int, out Output) bool {
 	m.join = &joinState{started: now, deadline: now.Add(c.p.JoinTimeout)}
 	h := c.synHeader()
 	h.TSVal = c.cTSVal // the client's clock now: the joiner's PAWS starts here
-	out.ToReplica(c, i, &h, nil)
+	out.ToReplica(c, i, h, nil)
 	out.Event(c, Event{Kind: EventJoinStarted, Member: i, From: -1, Time: now})
 	return true
 }
@@ -342,7 +342,7 @@ func (c *Conn) ackJoiner(i int, out Output) {
 	m := &c.members[i]
 	h := c.memberHeader(m, seq.Min(m.contig, c.cAck))
 	h.Seq = uint32(m.join.replayNxt)
-	out.ToReplica(c, i, &h, nil)
+	out.ToReplica(c, i, h, nil)
 }
 
 // replay sends the joiner logged input it has room for.
@@ -368,7 +368,7 @@ func (c *Conn) replay(now time.Time, i int, out Output) {
 		h.Seq = uint32(j.replayNxt)
 		h.Flags |= pkt.TCPFlagPsh
 		h.GSOSize = c.vMSS
-		out.ToReplica(c, i, &h, c.in.slice(j.replayNxt, j.replayNxt.Add(uint32(n))))
+		out.ToReplica(c, i, h, c.in.slice(j.replayNxt, j.replayNxt.Add(uint32(n))))
 		j.replayNxt = j.replayNxt.Add(uint32(n))
 		sent += n
 	}
@@ -397,7 +397,7 @@ func (c *Conn) failJoin(now time.Time, i int, reason Reason, out Output) {
 	}
 	if m.join.synAcked && reason != ReasonRST {
 		h := Header{Seq: uint32(m.ack), Flags: pkt.TCPFlagRst, WScale: -1}
-		out.ToReplica(c, i, &h, nil)
+		out.ToReplica(c, i, h, nil)
 	}
 	m.state = memberGone
 	m.join = nil

@@ -305,7 +305,7 @@ func (c *Conn) ackReplica(i int, out Output) {
 		a = c.rel // the client acknowledged a FIN this member did not send
 	}
 	h := c.memberHeader(m, a)
-	out.ToReplica(c, i, &h, nil)
+	out.ToReplica(c, i, h, nil)
 }
 
 // memberHeader builds a box-made ACK toward member m acknowledging view
@@ -349,7 +349,7 @@ func (c *Conn) resetMember(i int, out Output) {
 	if m.state == memberSynAcked {
 		h.Seq = uint32(c.cISN.Add(1))
 	}
-	out.ToReplica(c, i, &h, nil)
+	out.ToReplica(c, i, h, nil)
 }
 
 // resetReplicaAt answers a segment of a removed member with an RST.
@@ -360,7 +360,7 @@ func (c *Conn) resetReplicaAt(i int, s *Segment, out Output) {
 		h.Ack = s.Seq + uint32(len(s.Payload))
 		h.Flags |= pkt.TCPFlagAck
 	}
-	out.ToReplica(c, i, &h, nil)
+	out.ToReplica(c, i, h, nil)
 }
 
 // resetClient sends the client an RST.
@@ -411,7 +411,7 @@ func (c *Conn) checkDone(now time.Time) {
 // toClient sends a segment to the client, and closes a failover's stall
 // measurement with the first segment after it.
 func (c *Conn) toClient(h *Header, payload []byte, out Output) {
-	out.ToClient(c, h, payload)
+	out.ToClient(c, *h, payload)
 	now := c.now
 	if !c.failoverFrom.IsZero() {
 		out.Event(c, Event{Kind: EventFailoverDone, Member: c.failoverMem, From: -1, Stall: now.Sub(c.failoverFrom), Time: now})

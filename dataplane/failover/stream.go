@@ -52,9 +52,11 @@ func (s *stream) trim(to seq.Value) {
 		s.base = s.end()
 		s.buf = s.buf[:0]
 		s.off = 0
-		if cap(s.buf) > 1<<16 {
-			// An emptied big buffer goes back to the heap: idle
-			// connections must not pin their peak.
+		if cap(s.buf) > 1<<20 {
+			// An emptied very big buffer goes back to the heap: idle
+			// connections must not pin their peak. Smaller ones stay:
+			// a bulk flow empties its buffer on most ACKs and would
+			// otherwise allocate on every round.
 			s.buf = nil
 		}
 		return

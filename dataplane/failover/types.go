@@ -64,13 +64,14 @@ type Header struct {
 	GSOSize uint16
 }
 
-// Output receives what a connection wants done. Implementations must not
-// retain h or payload after returning.
+// Output receives what a connection wants done. Headers go by value (a
+// pointer through an interface would escape to the heap on every
+// segment); implementations must not retain payload after returning.
 type Output interface {
 	// ToClient sends a segment to the client.
-	ToClient(c *Conn, h *Header, payload []byte)
+	ToClient(c *Conn, h Header, payload []byte)
 	// ToReplica sends a segment to member m of c (Conn.MemberID(m) names the replica).
-	ToReplica(c *Conn, m int, h *Header, payload []byte)
+	ToReplica(c *Conn, m int, h Header, payload []byte)
 	// Event reports something the management plane should hear about.
 	Event(c *Conn, ev Event)
 }

@@ -110,6 +110,34 @@ func (d *Dataplane) startLocked(cfg engine.Config) error {
 	return nil
 }
 
+// reconfigurer is an engine that can take a new configuration live
+// (*engine.Engine is one).
+type reconfigurer interface {
+	Reconfigure(ctx context.Context, cfg engine.Config) error
+}
+
+// Apply puts cfg into effect: live, keeping every connection the change
+// does not concern, when the engine can (engine.Engine.Reconfigure), else
+// by Restart. It reports whether the engine was restarted.
+func (d *Dataplane) Apply(ctx context.Context, cfg engine.Config) (restarted bool, err error) {
+	d.mu.Lock()
+	eng := d.eng
+	d.mu.Unlock()
+	if rc, ok := eng.(reconfigurer); ok {
+		err := rc.Reconfigure(ctx, cfg)
+		if err == nil {
+			d.mu.Lock()
+			d.cfg = cfg
+			d.mu.Unlock()
+			return false, nil
+		}
+		if !errors.Is(err, engine.ErrRestartNeeded) {
+			return false, err
+		}
+	}
+	return true, d.Restart(cfg)
+}
+
 // Restart replaces the engine with one built from cfg. If that fails, an
 // engine with the previous configuration is started again and the error
 // returned. Live connections are dropped either way.

@@ -6,8 +6,7 @@
 // changes, and talks to systemd (READY once the dataplane answers and the
 // listeners are open; a watchdog fed by the dataplane loop's liveness).
 //
-// Applying a configuration whose dataplane part changed restarts the
-// engine in-process, which drops live connections; management-only
-// changes apply live. Live reconfiguration of the dataplane is future work
-// (docs/api.md).
+// Applying a configuration whose dataplane part changed reconfigures the
+// running engine, keeping the connections the change does not concern;
+// only a new uplink restarts it in-process (docs/api.md).
 package mgmt

@@ -253,11 +253,15 @@ func (p *Plane) apply(old, new *config.Config) (bool, error) {
 	if config.DataplaneEqual(old, new) {
 		return false, nil
 	}
-	p.o.Logf("configuration changed: restarting the dataplane")
-	if err := p.DP.Restart(new.Dataplane()); err != nil {
-		return true, err
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	restarted, err := p.DP.Apply(ctx, new.Dataplane())
+	if restarted {
+		p.o.Logf("configuration changed: the dataplane was restarted")
+	} else if err == nil {
+		p.o.Logf("configuration changed: applied to the running dataplane")
 	}
-	return true, nil
+	return restarted, err
 }
 
 // dataplaneEvent records an engine event and passes it on.

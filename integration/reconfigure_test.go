@@ -1,0 +1,129 @@
+package integration_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ftbridge/ftbridge/dataplane/engine"
+	"github.com/ftbridge/ftbridge/firmware/config"
+	"github.com/ftbridge/ftbridge/integration/lab"
+	"github.com/ftbridge/ftbridge/integration/labsvc"
+)
+
+// TestReconfigureLive applies configuration changes to a running engine:
+// a live connection that a change does not concern keeps going; removing
+// its primary replica fails it over like a failure would.
+func TestReconfigureLive(t *testing.T) {
+	needLab(t)
+	l, err := lab.New(lab.Options{Replicas: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	for i := range l.ReplicaNS {
+		if _, err := l.Start(l.ReplicaNS[i], bins.labsvc, "-listen", l.VIP.String()+":7000"); err != nil {
+			t.Fatal(err)
+		}
+		waitListening(t, l, l.ReplicaNS[i], 7000)
+	}
+	cfg := config.Default()
+	cfg.Services[0].Ports = []int{7000}
+	var eng *engine.Engine
+	if err := l.InNS(l.BoxNS, func() error {
+		var err error
+		eng, err = engine.New(cfg.Dataplane())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	// The loop runs on a thread inside the box namespace, as in the
+	// daemon, so that ports it opens later are the box's.
+	go func() {
+		if err := l.InNS(l.BoxNS, func() error { return eng.Run(ctx) }); err != nil {
+			t.Errorf("engine: %v", err)
+		}
+		close(done)
+	}()
+	t.Cleanup(func() { cancel(); <-done; eng.Close() })
+	events, unsub := eng.Subscribe(1024)
+	defer unsub()
+
+	waitUp := func(names ...string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			s, err := eng.Snapshot(ctx, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ok := 0
+			for _, r := range s.Replicas {
+				for _, n := range names {
+					if r.Name == n && r.Up && len(r.Services) == 1 {
+						ok++
+					}
+				}
+			}
+			if ok == len(names) {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("replicas %v not up", names)
+	}
+	waitUp("a", "b")
+	c, err := l.Dial(l.ClientNS, "tcp", l.VIP.String()+":7000", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	next := incrN(t, c, 3, 1)
+
+	// Add the third replica, change timers and health: nothing restarts.
+	cfg.Replicas = append(cfg.Replicas, config.Replica{Name: "c", Interface: l.ReplicaPorts[2]})
+	cfg.Timers.TimeWait = config.Duration(2 * time.Second)
+	if err := eng.Reconfigure(ctx, cfg.Dataplane()); err != nil {
+		t.Fatal(err)
+	}
+	waitUp("a", "b", "c")
+	next = incrN(t, c, 3, next)
+
+	// Remove the primary from the configuration: the connection fails over.
+	cfg.Replicas = cfg.Replicas[1:]
+	if err := eng.Reconfigure(ctx, cfg.Dataplane()); err != nil {
+		t.Fatal(err)
+	}
+	incrN(t, c, 3, next)
+	sawFailover := false
+	for len(events) > 0 {
+		if ev := <-events; ev.Kind == engine.EventFailover && ev.From == "a" {
+			sawFailover = true
+		}
+	}
+	if !sawFailover {
+		t.Fatal("removing the primary did not fail its connection over")
+	}
+	s, _ := eng.Snapshot(ctx, 10)
+	if len(s.Replicas) != 2 || len(s.Conns) != 1 || s.Conns[0].Primary != "b" {
+		t.Fatalf("after removing a: replicas %d, conns %+v", len(s.Replicas), s.Conns)
+	}
+	// A new connection is served by the remaining replicas.
+	c2, err := l.Dial(l.ClientNS, "tcp", l.VIP.String()+":7000", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if _, err := labsvc.Download(c2, 1<<20, 3, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// Another uplink cannot be applied live.
+	bad := cfg.Dataplane()
+	bad.Uplink = "nope0"
+	if err := eng.Reconfigure(ctx, bad); err != engine.ErrRestartNeeded {
+		t.Fatalf("uplink change: %v", err)
+	}
+}
