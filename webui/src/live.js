@@ -9,6 +9,7 @@ import { api } from './api.js';
 import { SSEParser } from './lib/sse.js';
 import { Series } from './lib/series.js';
 import { LIVE_CATEGORIES, mergeEvents } from './lib/events.js';
+import { batcher } from './lib/batch.js';
 
 /** POLL_MS is the status polling period. */
 export const POLL_MS = 2000;
@@ -120,6 +121,9 @@ export function useLive(active) {
       pendingVersion = null;
       poll();
     };
+    // A replica failing under many connections brings a burst of events;
+    // they are merged into the state in batches, not one render each.
+    const incoming = batcher((evs) => setState((s) => ({ ...s, events: mergeEvents(s.events, evs) })), ctl.signal);
     let soon = null;
     const refreshSoon = () => {
       if (!soon) {
@@ -147,7 +151,7 @@ export function useLive(active) {
         lastId,
         signal: ctl.signal,
         onEvent: (ev) => {
-          setState((s) => ({ ...s, events: mergeEvents(s.events, [ev]) }));
+          incoming.add(ev);
           if (REFRESH_KINDS.test(ev.kind)) refreshSoon();
         },
         onState: (st) => setState((s) => ({ ...s, stream: st })),

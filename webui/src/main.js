@@ -188,6 +188,9 @@ function Shell({ onLogout, onPasswordChanged }) {
 function App() {
   const [phase, setPhase] = useState('loading');
   const [message, setMessage] = useState('');
+  // The password just typed at the login, to fill in the forced change
+  // (kept in memory only, and only until then).
+  const [typedPw, setTypedPw] = useState('');
   useEffect(() => {
     api.onUnauthorized = () => {
       api.csrf = '';
@@ -206,6 +209,7 @@ function App() {
     setMessage('');
     if (mustChangePassword(res, pw)) {
       sessionStorage.setItem(MUST_CHANGE, '1');
+      setTypedPw(pw);
       setPhase('change');
     } else {
       setPhase('app');
@@ -215,6 +219,7 @@ function App() {
   // again with the new one.
   const passwordChanged = async (pw) => {
     sessionStorage.removeItem(MUST_CHANGE);
+    setTypedPw('');
     try {
       const res = await api.post('/auth/login', { username: 'admin', password: pw });
       api.csrf = res.csrf_token;
@@ -240,7 +245,7 @@ function App() {
   if (phase === 'loading') body = html`<p class="muted center">Loading…</p>`;
   else if (phase === 'login') body = html`<${Login} onLogin=${loggedIn} message=${message} />`;
   else if (phase === 'change')
-    body = html`<main class="login" id="main"><div class="card"><h1>Choose a password</h1><${PasswordForm} forced=${true} onChanged=${passwordChanged} />
+    body = html`<main class="login" id="main"><div class="card"><h1>Choose a password</h1><${PasswordForm} forced=${true} current=${typedPw} onChanged=${passwordChanged} />
       <p><button class="btn small" onClick=${logout}>Log out</button></p></div></main>`;
   else body = html`<${Shell} onLogout=${logout} onPasswordChanged=${passwordChanged} />`;
   return html`${body}<${DialogHost} /><${NoticeHost} />`;

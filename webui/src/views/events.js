@@ -4,6 +4,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { followEvents } from '../live.js';
+import { batcher } from '../lib/batch.js';
 import { html, Badge, download } from '../ui.js';
 import { CATEGORIES, KINDS, LIVE_CATEGORIES, collapseRuns, describe, mergeEvents } from '../lib/events.js';
 import { eventsToCSV, eventsToJSON, exportName } from '../lib/csv.js';
@@ -48,7 +49,8 @@ export function Events({ replicas }) {
         setErr(e.message);
       }
       if (paused) return;
-      followEvents({ query: q, lastId, signal: ctl.signal, onEvent: (ev) => setList((l) => mergeEvents(l, [ev], 5000)), onState: setStream });
+      const incoming = batcher((evs) => setList((l) => mergeEvents(l, evs, 5000)), ctl.signal);
+      followEvents({ query: q, lastId, signal: ctl.signal, onEvent: (ev) => incoming.add(ev), onState: setStream });
     })();
     return () => ctl.abort();
   }, [f.kind, f.category, f.replica, f.range, paused]);

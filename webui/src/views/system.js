@@ -8,8 +8,8 @@ import { checkNewPassword } from '../lib/password.js';
 import { fmtDuration, fmtTime } from '../lib/format.js';
 
 /** PasswordForm changes the admin password; forced after first boot. */
-export function PasswordForm({ forced, onChanged }) {
-  const [v, setV] = useState({ current: '', next: '', repeat: '' });
+export function PasswordForm({ forced, current = '', onChanged }) {
+  const [v, setV] = useState({ current, next: '', repeat: '' });
   const [err, setErr] = useState({});
   const [busy, setBusy] = useState(false);
   const set = (k) => (e) => setV({ ...v, [k]: e.currentTarget.value });
