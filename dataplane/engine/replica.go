@@ -95,10 +95,17 @@ func (e *Engine) judgeRound(r *replica) {
 	h := e.cfg.Health
 	good := r.arpSeen && r.carrier && r.port != nil
 	r.arpSeen = false
-	if good {
+	// A loop that fell behind may not have read the answers yet: such a
+	// round proves nothing either way.
+	unknown := !good && r.carrier && r.port != nil && r.port.backlogged
+	if r.port != nil {
+		r.port.backlogged = false
+	}
+	switch {
+	case good:
 		r.okStreak++
 		r.failStreak = 0
-	} else {
+	case !unknown:
 		r.failStreak++
 		r.okStreak = 0
 	}
@@ -124,7 +131,7 @@ func (e *Engine) judgeRound(r *replica) {
 		if r.svcSeen[s] {
 			r.svcOK[s]++
 			r.svcFail[s] = 0
-		} else if r.probePort[s] != 0 {
+		} else if r.probePort[s] != 0 && !unknown {
 			r.svcFail[s]++
 			r.svcOK[s] = 0
 		}

@@ -81,6 +81,11 @@ type member struct {
 	taintEnd seq.Value
 	tainted  bool
 
+	// Output that arrived ahead of a gap (lost before the box), kept so
+	// that only the gap needs retransmitting.
+	ooo      []oooSeg
+	oooBytes int
+
 	join   *joinState // non-nil while joining
 	noJoin bool       // a join failed for good (its output differs)
 }

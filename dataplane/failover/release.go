@@ -318,15 +318,20 @@ func (c *Conn) memberHeader(m *member, a seq.Value) Header {
 		Flags:  pkt.TCPFlagAck,
 		WScale: -1,
 	}
-	if m.contig.GreaterThan(a) && m.sackOK && c.cSACKOK {
+	if m.sackOK && c.cSACKOK {
 		// Tell it what the box holds beyond the ACK, so a gap is
 		// retransmitted alone.
+		maxBlocks := 4
+		if m.hasTS {
+			maxBlocks = 3
+		}
 		l := a.Add(m.delta)
 		r := m.contig.Add(m.delta)
-		if l.LessThan(r) && r.LessThanEq(m.sndNxt) {
+		if m.contig.GreaterThan(a) && l.LessThan(r) && r.LessThanEq(m.sndNxt) {
 			h.SACK[0] = pkt.SACKBlock{Left: uint32(l), Right: uint32(r)}
 			h.NumSACK = 1
 		}
+		h.NumSACK += aheadSACK(m, h.SACK[h.NumSACK:maxBlocks])
 	}
 	win := uint32(0)
 	if c.cEdge.GreaterThan(c.cAck) {

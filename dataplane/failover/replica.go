@@ -114,10 +114,30 @@ func (c *Conn) replicaAck(now time.Time, m *member, s *Segment) bool {
 // left the connection because of it.
 func (c *Conn) replicaData(now time.Time, i int, s *Segment, out Output) bool {
 	m := &c.members[i]
-	data := s.Payload
-	v := seq.Value(s.Seq - m.delta) // view space
+	if !c.acceptOutput(now, i, seq.Value(s.Seq-m.delta), s.Payload, s.Flags.Has(pkt.TCPFlagFin), out) {
+		return false
+	}
+	// Output that arrived ahead of a gap the segment just filled.
+	for k := 0; k < len(m.ooo); {
+		o := m.ooo[k]
+		if o.seq.GreaterThan(m.contig) || m.fin {
+			k++
+			continue
+		}
+		m.ooo = append(m.ooo[:k], m.ooo[k+1:]...)
+		m.oooBytes -= len(o.data)
+		if !c.acceptOutput(now, i, o.seq, o.data, o.fin, out) {
+			return false
+		}
+		k = 0
+	}
+	return true
+}
+
+// acceptOutput takes in member i's output at view offset v.
+func (c *Conn) acceptOutput(now time.Time, i int, v seq.Value, data []byte, fin bool, out Output) bool {
+	m := &c.members[i]
 	end := v.Add(uint32(len(data)))
-	fin := s.Flags.Has(pkt.TCPFlagFin)
 
 	if m.fin {
 		// Nothing may follow a FIN but its own retransmission.
@@ -128,8 +148,13 @@ func (c *Conn) replicaData(now time.Time, i int, s *Segment, out Output) bool {
 	}
 	if v.GreaterThan(m.contig) {
 		if !v.LessThanEq(c.cAck) {
-			// A gap: something it sent was lost before the box. The box
-			// keeps only in-order output; ask for the missing part at once.
+			// A gap: something it sent was lost before the box. Keep
+			// this part (bounded) and say so with SACK, so the member
+			// retransmits just the gap at once instead of after its
+			// retransmission timer. It is alive and sending: that is
+			// progress, not a stall.
+			c.keepAhead(m, v, data, fin)
+			m.outBehind = time.Time{}
 			c.ackReplica(i, out)
 			return true
 		}
@@ -337,6 +362,7 @@ func (c *Conn) dropMember(now time.Time, i int, reason Reason, rst bool, out Out
 		c.resetMember(i, out)
 	}
 	m.state = memberGone
+	m.ooo, m.oooBytes = nil, 0
 	if wasLive || reason != ReasonSynTimeout {
 		out.Event(c, Event{Kind: EventMemberRemoved, Member: i, From: -1, Reason: reason, Time: now})
 	}
@@ -455,4 +481,51 @@ func (c *Conn) candidate(i int) bool {
 		m.tainted = false // everything it differs in is behind the client
 	}
 	return !m.tainted
+}
+
+// oooSeg is member output that arrived ahead of a gap.
+type oooSeg struct {
+	seq  seq.Value // view space
+	data []byte
+	fin  bool
+}
+
+// maxAhead bounds the out-of-order segments kept per member.
+const maxAhead = 64
+
+// keepAhead stores output that arrived ahead of a gap, within bounds.
+func (c *Conn) keepAhead(m *member, v seq.Value, data []byte, fin bool) {
+	if len(data) == 0 && !fin || len(m.ooo) >= maxAhead || m.oooBytes+len(data) > c.p.MaxHold/2 {
+		return
+	}
+	for _, o := range m.ooo {
+		if o.seq == v && len(o.data) >= len(data) {
+			return // a duplicate
+		}
+	}
+	m.ooo = append(m.ooo, oooSeg{v, append([]byte(nil), data...), fin})
+	m.oooBytes += len(data)
+}
+
+// aheadSACK writes SACK blocks (member space) for the output kept ahead
+// of a gap, merged, at most n of them.
+func aheadSACK(m *member, dst []pkt.SACKBlock) int {
+	n := 0
+	for _, o := range m.ooo {
+		l, r := o.seq, o.seq.Add(uint32(len(o.data)))
+		merged := false
+		for k := 0; k < n; k++ {
+			bl, br := seq.Value(dst[k].Left).Add(-m.delta), seq.Value(dst[k].Right).Add(-m.delta)
+			if l.LessThanEq(br) && bl.LessThanEq(r) {
+				dst[k] = pkt.SACKBlock{Left: uint32(seq.Min(l, bl).Add(m.delta)), Right: uint32(seq.Max(r, br).Add(m.delta))}
+				merged = true
+				break
+			}
+		}
+		if !merged && n < len(dst) && l.LessThan(r) {
+			dst[n] = pkt.SACKBlock{Left: uint32(l.Add(m.delta)), Right: uint32(r.Add(m.delta))}
+			n++
+		}
+	}
+	return n
 }

@@ -51,9 +51,15 @@ func behind(since time.Time, isBehind bool, now time.Time) time.Time {
 }
 
 // stalledSince returns when member m's oldest unresolved lag began (zero if none).
-func (m *member) stalledSince() time.Time {
+func (m *member) stalledSince(p *Params) time.Time {
+	out := m.outBehind
+	if !out.IsZero() && len(m.ooo) > 0 {
+		// It is waiting for a retransmission of output lost before the
+		// box (its kernel's timer may back off): allow it twice more.
+		out = out.Add(2 * p.StallTimeout)
+	}
 	t := time.Time{}
-	for _, s := range [...]time.Time{m.outBehind, m.ackBehind, m.winBehind} {
+	for _, s := range [...]time.Time{out, m.ackBehind, m.winBehind} {
 		if !s.IsZero() && (t.IsZero() || s.Before(t)) {
 			t = s
 		}
@@ -78,7 +84,7 @@ func (c *Conn) NextDeadline() time.Time {
 		take(c.joinDeadline())
 		for i := range c.members {
 			if m := &c.members[i]; m.state == memberLive {
-				if s := m.stalledSince(); !s.IsZero() {
+				if s := m.stalledSince(c.p); !s.IsZero() {
 					take(s.Add(c.p.StallTimeout))
 				}
 			}
@@ -136,7 +142,7 @@ func (c *Conn) Tick(now time.Time, out Output) {
 			if m.state != memberLive {
 				continue
 			}
-			if s := m.stalledSince(); !s.IsZero() && !now.Before(s.Add(c.p.StallTimeout)) {
+			if s := m.stalledSince(c.p); !s.IsZero() && !now.Before(s.Add(c.p.StallTimeout)) {
 				// Report once; the engine fails the replica everywhere
 				// (RemoveReplica), which also covers this connection.
 				m.outBehind, m.ackBehind, m.winBehind = time.Time{}, time.Time{}, time.Time{}
