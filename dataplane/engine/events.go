@@ -82,7 +82,7 @@ func (h *eventHub) publish(ev Event) {
 }
 
 // Subscribe returns a channel that receives events from now on, buffered to
-// n, and a function that ends the subscription.
+// n, and a function that ends the subscription and closes the channel.
 func (e *Engine) Subscribe(n int) (<-chan Event, func()) {
 	ch := make(chan Event, max(n, 1))
 	h := &e.events
@@ -94,7 +94,10 @@ func (e *Engine) Subscribe(n int) (<-chan Event, func()) {
 	h.mu.Unlock()
 	return ch, func() {
 		h.mu.Lock()
-		delete(h.subs, ch)
+		if _, ok := h.subs[ch]; ok {
+			delete(h.subs, ch)
+			close(ch) // ends the subscriber's range loop
+		}
 		h.mu.Unlock()
 	}
 }

@@ -83,13 +83,19 @@ func (d *Dataplane) startLocked(cfg engine.Config) error {
 		defer close(fwdDone)
 		for {
 			select {
-			case ev := <-events:
+			case ev, ok := <-events:
+				if !ok {
+					return // unsubscribed
+				}
 				d.onEvent(ev)
 			case <-runDone:
 				// Deliver what the engine published before it stopped.
 				for {
 					select {
-					case ev := <-events:
+					case ev, ok := <-events:
+						if !ok {
+							return
+						}
 						d.onEvent(ev)
 					default:
 						return

@@ -1,0 +1,124 @@
+package integration_test
+
+import (
+	"context"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/ftbridge/ftbridge/dataplane/engine"
+	"github.com/ftbridge/ftbridge/firmware/config"
+	"github.com/ftbridge/ftbridge/integration/lab"
+	"github.com/ftbridge/ftbridge/integration/labsvc"
+)
+
+// TestEngineLeaks runs traffic and a failover through an in-process engine
+// and checks that afterwards the connection table, the held output and the
+// input logs are empty and that stopping the engine leaves no goroutine
+// behind.
+func TestEngineLeaks(t *testing.T) {
+	needLab(t)
+	l, err := lab.New(lab.Options{Replicas: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var servers []*lab.Proc
+	for i := range l.ReplicaNS {
+		p, err := l.Start(l.ReplicaNS[i], bins.labsvc, "-listen", l.VIP.String()+":7000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		servers = append(servers, p)
+		waitListening(t, l, l.ReplicaNS[i], 7000)
+	}
+	baseline := runtime.NumGoroutine()
+
+	cfg := config.Default()
+	cfg.Services[0].Ports = []int{7000}
+	cfg.Timers.TimeWait = config.Duration(300 * time.Millisecond)
+	var eng *engine.Engine
+	if err := l.InNS(l.BoxNS, func() error {
+		var err error
+		eng, err = engine.New(cfg.Dataplane())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		l.InNS(l.BoxNS, func() error { return eng.Run(ctx) })
+		close(done)
+	}()
+	events, unsubscribe := eng.Subscribe(64)
+	go func() {
+		for range events {
+		}
+	}()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s, err := eng.Snapshot(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(s.Replicas) == 2 && s.Replicas[0].Up && s.Replicas[1].Up && len(s.Replicas[0].Services) == 1 && len(s.Replicas[1].Services) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("replicas not up")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for k := 0; k < 20; k++ {
+		c, err := l.Dial(l.ClientNS, "tcp", l.VIP.String()+":7000", 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k == 10 {
+			servers[0].Kill() // a failover in the middle of the run
+		}
+		if _, err := labsvc.Download(c, 256<<10, uint64(k), nil); err != nil {
+			t.Fatalf("connection %d: %v", k, err)
+		}
+		if _, err := labsvc.Upload(c, labsvc.Stream(64<<10, 1), 64<<10); err != nil {
+			t.Fatalf("connection %d: %v", k, err)
+		}
+		if err := labsvc.Quit(c); err != nil {
+			t.Fatalf("connection %d: %v", k, err)
+		}
+		c.Close()
+	}
+	// Every connection closed; TIME_WAIT is 300ms.
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		s, err := eng.Snapshot(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Connections == 0 && s.HeldBytes == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after all connections closed: %d connections, %d held bytes", s.Connections, s.HeldBytes)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if c := eng.Counters(); c.ConnsOpened.Load() != c.ConnsClosed.Load() || c.ActiveConns.Load() != 0 {
+		t.Fatalf("opened %d closed %d active %d", c.ConnsOpened.Load(), c.ConnsClosed.Load(), c.ActiveConns.Load())
+	}
+	unsubscribe()
+	cancel()
+	<-done
+	eng.Close()
+	deadline = time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > baseline {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			n := runtime.Stack(buf, true)
+			t.Fatalf("goroutines: %d, baseline %d\n%s", runtime.NumGoroutine(), baseline, buf[:n])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
