@@ -69,7 +69,7 @@ function PendingBanner({ live }) {
   const [, tick] = useState(0);
   useEffect(() => {
     if (!p) return undefined;
-    const t = setInterval(() => tick((n) => n + 1), 500);
+    const t = setInterval(() => tick((n) => n + 1), 250);
     return () => clearInterval(t);
   }, [p && p.version]);
   if (!p || !live.status?.config?.pending) return null;
