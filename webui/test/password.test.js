@@ -9,6 +9,8 @@ test('the generated form: 20 characters without look-alikes', () => {
   assert.equal(looksGenerated('abcDEF234ghjKMN5678l'), false); // nor l
   assert.equal(looksGenerated('abcDEF234ghjKMN5678I'), false); // nor I
   assert.equal(looksGenerated('correct horse battery'), false);
+  assert.equal(looksGenerated('abcDEFghjKMNpqrSTUvw'), true); // no digit: one in twenty are so
+  assert.equal(looksGenerated('correcthorsebatterys'), false); // one case only
   assert.equal(looksGenerated(undefined), false);
 });
 

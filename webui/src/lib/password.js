@@ -9,7 +9,10 @@ const GENERATED = /^[a-km-zA-HJ-NP-Z2-9]{20}$/;
 
 /** looksGenerated reports whether pw has the form of a generated password. */
 export function looksGenerated(pw) {
-  return typeof pw === 'string' && GENERATED.test(pw) && /[a-z]/.test(pw) && /[A-Z]/.test(pw) && /[2-9]/.test(pw);
+  // Mixed case as well: a generated password lacks one of the cases with
+  // a chance of about 4 in 100 000, an all-lowercase phrase always does.
+  // (Not digits: one in twenty generated passwords has none.)
+  return typeof pw === 'string' && GENERATED.test(pw) && /[a-z]/.test(pw) && /[A-Z]/.test(pw);
 }
 
 /**
