@@ -158,7 +158,7 @@ func TestWebUILiveFailover(t *testing.T) {
 	br := webuitest.NewBrowser(t, webuitest.Laptop)
 	t.Cleanup(br.CheckProblems)
 	br.Login(url, password)
-	const wait = 10 * time.Second
+	const wait = 20 * time.Second
 	card := func(name, inner string) string { return fmt.Sprintf(`[data-replica=%q] %s`, name, inner) }
 	br.WaitText(card("a", `[data-testid="role"]`), "primary", wait)
 	br.WaitText(card("b", `[data-testid="role"]`), "backup", wait)

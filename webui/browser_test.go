@@ -45,7 +45,9 @@ func newRig(t *testing.T, password string, size [2]int) *rig {
 	return &rig{app: app, dp: dp, b: b}
 }
 
-const short = 10 * time.Second
+// short bounds each wait: generous, since a wait that succeeds costs
+// only its own time and CI machines are busy.
+const short = 20 * time.Second
 
 // replicaSel selects inside replica name's card.
 func replicaSel(name, inner string) string {
@@ -159,11 +161,11 @@ func TestBrowserLiveFailover(t *testing.T) {
 
 	start := time.Now()
 	r.dp.fail("a", "probe timeout")
-	b.WaitText(replicaSel("b", `[data-testid="role"]`), "primary", 5*time.Second)
-	b.WaitText(replicaSel("a", `[data-testid="health"]`), "down", 5*time.Second)
-	b.WaitText(`[data-testid="failovers"]`, "a → b", 5*time.Second)
-	b.WaitText(`[data-testid="redundancy"]`, "Degraded", 5*time.Second)
-	b.WaitText(`[data-alarm="redundancy"]`, "only b is healthy", 5*time.Second)
+	b.WaitText(replicaSel("b", `[data-testid="role"]`), "primary", 10*time.Second)
+	b.WaitText(replicaSel("a", `[data-testid="health"]`), "down", 10*time.Second)
+	b.WaitText(`[data-testid="failovers"]`, "a → b", 10*time.Second)
+	b.WaitText(`[data-testid="redundancy"]`, "Degraded", 10*time.Second)
+	b.WaitText(`[data-alarm="redundancy"]`, "only b is healthy", 10*time.Second)
 	t.Logf("failover visible after %v", time.Since(start).Round(time.Millisecond))
 	var kept bool
 	b.Eval(`window.__noReload === true`, &kept)
@@ -185,7 +187,7 @@ func TestBrowserLiveFailover(t *testing.T) {
 	b.Wait("the list", `document.querySelectorAll('[data-testid="timeline"] > li[data-kind="failover"] .ev-group li').length === 60`, short)
 	// Live on this page too: a recovery appears at the top.
 	r.dp.recover("a")
-	b.WaitText(`[data-testid="timeline"] > li:first-child`, "Replica a is up", 5*time.Second)
+	b.WaitText(`[data-testid="timeline"] > li:first-child`, "Replica a is up", 10*time.Second)
 	b.Screenshot("failover-events")
 }
 
@@ -361,6 +363,7 @@ func TestBrowserSafeApplyRollsBack(t *testing.T) {
 		t.Fatalf("after rollback: version %d fail_after %d", cur.Version, cur.Config.Health.FailAfter)
 	}
 	b.WaitText(`main`, "Running version 3", short)
+	b.Screenshot("config-rolled-back")
 }
 
 func TestBrowserConnections(t *testing.T) {
@@ -504,5 +507,6 @@ func TestBrowserKeyboardAndNames(t *testing.T) {
 		if bad := b.UnnamedControls(); len(bad) > 0 {
 			t.Errorf("%s: controls without a name:\n\t%s", page, strings.Join(bad, "\n\t"))
 		}
+		b.Screenshot("page-" + page)
 	}
 }
