@@ -41,7 +41,11 @@ type replica struct {
 	svcOK     []int
 	svcFail   []int
 	svcSeen   []bool
-	probePort []uint16 // source port of the current probe per service
+	probePort []uint16                 // source port of the current probe per service
+	prevPorts [][probeMemory]sentProbe // the probes before it: a slow answer still counts
+	srtt      time.Duration            // smoothed probe round trip
+	svcLast   []time.Time
+	lastARP   time.Time
 	probeSent time.Time
 	rtt       time.Duration
 }
@@ -51,6 +55,7 @@ func newReplica(id int, rc ReplicaConfig, nsvc int) *replica {
 		id: id, name: rc.Name, ifname: rc.Interface,
 		svcUp: make([]bool, nsvc), svcOK: make([]int, nsvc), svcFail: make([]int, nsvc),
 		svcSeen: make([]bool, nsvc), probePort: make([]uint16, nsvc),
+		prevPorts: make([][probeMemory]sentProbe, nsvc), svcLast: make([]time.Time, nsvc),
 		reason: "starting",
 	}
 }
@@ -62,6 +67,8 @@ func (r *replica) addService() {
 	r.svcFail = append(r.svcFail, 0)
 	r.svcSeen = append(r.svcSeen, false)
 	r.probePort = append(r.probePort, 0)
+	r.prevPorts = append(r.prevPorts, [probeMemory]sentProbe{})
+	r.svcLast = append(r.svcLast, time.Time{})
 }
 
 // eligible reports whether the replica may take a new connection on service svc.
@@ -80,7 +87,17 @@ func (e *Engine) runProbes() {
 	if e.now.Before(e.nextProbe) {
 		return
 	}
+	// If the box itself did not run for a while (a starved machine), the
+	// replicas' silence says nothing about them.
+	late := !e.nextProbe.IsZero() && e.now.Sub(e.nextProbe) > e.cfg.Health.Interval
 	e.nextProbe = e.now.Add(e.cfg.Health.Interval)
+	if late {
+		for _, r := range e.replicas {
+			if r.port != nil {
+				r.port.backlogged = true
+			}
+		}
+	}
 	for _, r := range e.replicas {
 		if r.removed {
 			continue
@@ -101,11 +118,15 @@ func (e *Engine) judgeRound(r *replica) {
 	if r.port != nil {
 		r.port.backlogged = false
 	}
+	// Failure is a matter of time without an answer, not of rounds
+	// missed: a replica whose round trip exceeds the probe interval
+	// answers every probe, one round late.
+	silent := e.now.Sub(r.lastARP) > r.silentLimit(h)
 	switch {
 	case good:
 		r.okStreak++
 		r.failStreak = 0
-	case !unknown:
+	case !unknown && (silent || !r.carrier || r.port == nil):
 		r.failStreak++
 		r.okStreak = 0
 	}
@@ -131,7 +152,7 @@ func (e *Engine) judgeRound(r *replica) {
 		if r.svcSeen[s] {
 			r.svcOK[s]++
 			r.svcFail[s] = 0
-		} else if r.probePort[s] != 0 && !unknown {
+		} else if r.probePort[s] != 0 && !unknown && e.now.Sub(r.svcLast[s]) > r.silentLimit(h) {
 			r.svcFail[s]++
 			r.svcOK[s] = 0
 		}
@@ -219,7 +240,9 @@ func (e *Engine) sendProbes(r *replica) {
 	for s := range e.services {
 		// A fresh source port per round: answers to old rounds are
 		// recognised by port and do not count twice.
+		copy(r.prevPorts[s][1:], r.prevPorts[s][:probeMemory-1])
 		r.probePort[s] = 33000 + uint16((int(e.counters.ProbesSent.Add(1))*7+s)%28000)
+		r.prevPorts[s][0] = sentProbe{r.probePort[s], e.now}
 		svc := e.services[s].addr
 		h := failover.Header{Seq: uint32(e.now.UnixNano()), Flags: pkt.TCPFlagSyn, Window: 1024, MSS: 536, WScale: -1}
 		e.sendTCP(r.port, r.peer, r.port.mac, netipAddrPort(e.probeSrc, r.probePort[s]), svc, &h, nil)
@@ -230,7 +253,8 @@ func (e *Engine) sendProbes(r *replica) {
 func (e *Engine) probeReply(r *replica, f *pkt.Frame) {
 	t := f.TCP
 	for s := range e.services {
-		if t.DstPort() != r.probePort[s] || t.SrcPort() != e.services[s].addr.Port() {
+		sent, ok := r.probeSentAt(s, t.DstPort())
+		if !ok || t.SrcPort() != e.services[s].addr.Port() {
 			continue
 		}
 		fl := t.Flags()
@@ -242,7 +266,13 @@ func (e *Engine) probeReply(r *replica, f *pkt.Frame) {
 			e.setServiceDown(r, s, "TCP probe refused (RST)")
 		case fl.Has(pkt.TCPFlagSyn | pkt.TCPFlagAck):
 			r.svcSeen[s] = true
-			r.rtt = e.now.Sub(r.probeSent)
+			r.svcLast[s] = e.now
+			r.rtt = e.now.Sub(sent)
+			if r.srtt == 0 {
+				r.srtt = r.rtt
+			} else {
+				r.srtt += (r.rtt - r.srtt) / 8
+			}
 			h := failover.Header{Seq: t.Ack(), Flags: pkt.TCPFlagRst, WScale: -1}
 			e.sendTCP(r.port, r.peer, r.port.mac, netipAddrPort(e.probeSrc, t.DstPort()), e.services[s].addr, &h, nil)
 		}
@@ -380,4 +410,35 @@ func (e *Engine) maybeRejoin(r *replica, svc int, manual bool) int {
 		}
 	}
 	return n
+}
+
+// probeMemory is how many earlier probes of a service are still answered:
+// a replica whose round trip spans several probe intervals is healthy.
+const probeMemory = 8
+
+// sentProbe is one TCP probe: its source port and when it left.
+type sentProbe struct {
+	port uint16
+	sent time.Time
+}
+
+// probeSentAt returns when the probe of service s with source port port
+// left, or false if it is not one of the recent ones.
+func (r *replica) probeSentAt(s int, port uint16) (time.Time, bool) {
+	if port == 0 {
+		return time.Time{}, false
+	}
+	for _, p := range r.prevPorts[s] {
+		if p.port == port {
+			return p.sent, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// silentLimit is how long a replica may go without answering before it is
+// failed: fail_after probe intervals, or four round trips for a replica
+// whose round trip is longer than that allows.
+func (r *replica) silentLimit(h HealthConfig) time.Duration {
+	return max(time.Duration(h.FailAfter)*h.Interval, 4*r.srtt)
 }

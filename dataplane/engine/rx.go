@@ -80,6 +80,7 @@ func (e *Engine) handleARP(p *port, r *replica, eth pkt.Ethernet) {
 	case pkt.ARPReply:
 		if e.vips[sip] && tip == e.probeSrc {
 			r.arpSeen = true
+			r.lastARP = e.now
 			r.peer = a.SenderMAC()
 		}
 	case pkt.ARPRequest:

@@ -125,22 +125,24 @@ func (c *Conn) forwardToReplicas(s *Segment, out Output) {
 		if m.state != memberLive {
 			continue
 		}
+		// c.cAck, not s.Ack, when the latter is beyond: an ACK of output
+		// the client never got was capped by clientAck and must not reach
+		// a replica.
+		a := seq.Value(s.Ack)
+		if a.GreaterThan(c.cAck) {
+			a = c.cAck
+		}
 		h = Header{
 			Seq:     s.Seq,
 			Flags:   s.Flags &^ (pkt.TCPFlagEce | pkt.TCPFlagCwr),
-			Window:  c.windowForMember(m, s.Window),
+			Window:  c.windowForMember(m, a, s.Window),
 			WScale:  -1,
 			GSOSize: s.GSOSize,
 		}
 		if s.Flags.Has(pkt.TCPFlagAck) {
-			// c.cAck, not s.Ack: an ACK of output the client never got
-			// was capped by clientAck and must not reach a replica.
-			a := seq.Value(s.Ack)
-			if a.GreaterThan(c.cAck) {
-				a = c.cAck
-			}
 			h.Ack = uint32(c.ackForMember(m, a))
 		}
+		m.zeroWin = h.Window == 0 && s.Window != 0
 		if c.vTS && s.HasTS {
 			h.HasTS = true
 			h.TSVal = s.TSVal
@@ -156,13 +158,35 @@ func (c *Conn) forwardToReplicas(s *Segment, out Output) {
 }
 
 // windowForMember re-expresses the client's window field in the scale the
-// member applies to it.
-func (c *Conn) windowForMember(m *member, w uint16) uint16 {
+// member applies to it, for a segment acknowledging view offset ack, and
+// closes it so that the member never sends more than the box can hold: a
+// member sending past the hold limit would have its output dropped and
+// left to its backed-off retransmission timer.
+func (c *Conn) windowForMember(m *member, ack seq.Value, w uint16) uint16 {
 	bytes := uint32(w)
 	if c.vWSOK {
 		bytes <<= c.cWS
 	}
-	return uint16(min(bytes>>m.clientWS, 0xFFFF))
+	return c.scaleForMember(m, c.capWindow(ack, bytes))
+}
+
+// capWindow limits a window of n bytes from view offset ack so that its
+// right edge stays within what the box can hold.
+func (c *Conn) capWindow(ack seq.Value, n uint32) uint32 {
+	room := c.holdRoom()
+	if room < 0 {
+		room = 0
+	}
+	limit := c.out.end().Add(uint32(room))
+	if !limit.GreaterThan(ack) {
+		return 0
+	}
+	return min(n, limit.Sub(ack))
+}
+
+// scaleForMember expresses a window of n bytes in the member's scale.
+func (c *Conn) scaleForMember(m *member, n uint32) uint16 {
+	return uint16(min(n>>m.clientWS, 0xFFFF))
 }
 
 // ackForMember translates a view-space ACK into member space, clamped to

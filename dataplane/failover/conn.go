@@ -85,6 +85,8 @@ type member struct {
 	// that only the gap needs retransmitting.
 	ooo      []oooSeg
 	oooBytes int
+	// zeroWin: the last window it was shown was closed by the hold limit.
+	zeroWin bool
 
 	join   *joinState // non-nil while joining
 	noJoin bool       // a join failed for good (its output differs)

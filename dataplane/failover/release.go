@@ -18,8 +18,21 @@ func (c *Conn) afterChange(now time.Time, out Output) {
 		return
 	}
 	c.release(now, out)
+	c.trim()
+	c.reopenWindows(out)
 	c.trackProgress(now)
 	c.checkDone(now)
+}
+
+// reopenWindows tells members that were shown a window closed by the hold
+// limit that there is room again, without waiting for their probes.
+func (c *Conn) reopenWindows(out Output) {
+	for i := range c.members {
+		m := &c.members[i]
+		if m.state == memberLive && m.zeroWin && c.capWindow(c.cAck, 1) > 0 {
+			c.ackReplica(i, out)
+		}
+	}
 }
 
 // releaseTarget returns how far output may be released under the policy.
@@ -334,10 +347,11 @@ func (c *Conn) memberHeader(m *member, a seq.Value) Header {
 		h.NumSACK += aheadSACK(m, h.SACK[h.NumSACK:maxBlocks])
 	}
 	win := uint32(0)
-	if c.cEdge.GreaterThan(c.cAck) {
-		win = c.cEdge.Sub(c.cAck)
+	if c.cEdge.GreaterThan(a) {
+		win = c.cEdge.Sub(a)
 	}
-	h.Window = uint16(min(win>>m.clientWS, 0xFFFF))
+	h.Window = c.scaleForMember(m, c.capWindow(a, win))
+	m.zeroWin = h.Window == 0 && c.capWindow(a, win) < win
 	if m.hasTS {
 		h.HasTS = true
 		h.TSVal = c.cTSVal
