@@ -169,6 +169,9 @@ type sessionInfo struct {
 	Method    string    `json:"method,omitempty"`
 	CSRFToken string    `json:"csrf_token,omitempty"`
 	Expires   time.Time `json:"expires,omitzero"`
+	// PasswordChangeRequired: the admin password is still the one
+	// written to DATA/admin-password (the generated first-start one).
+	PasswordChangeRequired bool `json:"password_change_required,omitempty"`
 }
 
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
@@ -185,7 +188,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode,
 	})
 	s.event(r, events.Event{Kind: "login", User: req.Username})
-	writeJSON(w, http.StatusOK, sessionInfo{Username: sess.User, Method: MethodSession, CSRFToken: sess.CSRF, Expires: sess.Expires.UTC()})
+	writeJSON(w, http.StatusOK, sessionInfo{Username: sess.User, Method: MethodSession, CSRFToken: sess.CSRF, Expires: sess.Expires.UTC(),
+		PasswordChangeRequired: s.o.Auth.PasswordChangeRequired()})
 }
 
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
@@ -200,7 +204,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleSession(w http.ResponseWriter, r *http.Request) {
 	p := principalOf(r)
-	info := sessionInfo{Username: p.User, Method: p.Method}
+	info := sessionInfo{Username: p.User, Method: p.Method, PasswordChangeRequired: s.o.Auth.PasswordChangeRequired()}
 	if p.Method == MethodSession {
 		info.CSRFToken, info.Expires = p.Session.CSRF, p.Session.Expires.UTC()
 	}

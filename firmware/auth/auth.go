@@ -428,3 +428,11 @@ func (a *Auth) SetSessionTTL(d time.Duration) {
 	a.sessionTTL = d
 	a.mu.Unlock()
 }
+
+// PasswordChangeRequired reports whether the admin password is still the
+// one kept in DATA/admin-password (generated on first start): the
+// dashboard asks for a new one until it is changed.
+func (a *Auth) PasswordChangeRequired() bool {
+	_, err := os.Stat(filepath.Join(a.dir, PasswordFile))
+	return err == nil
+}

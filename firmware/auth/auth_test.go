@@ -65,6 +65,9 @@ func TestSetPassword(t *testing.T) {
 	data, _ := os.ReadFile(filepath.Join(dir, PasswordFile))
 	pw := strings.TrimSpace(string(data))
 	s := a.NewSession(AdminUser)
+	if !a.PasswordChangeRequired() {
+		t.Error("the generated password does not ask to be changed")
+	}
 	if err := a.SetPassword("wrong", "a-new-long-password"); err != ErrBadPassword {
 		t.Errorf("wrong current: %v", err)
 	}
@@ -76,6 +79,9 @@ func TestSetPassword(t *testing.T) {
 	}
 	if a.CheckPassword(AdminUser, pw) || !a.CheckPassword(AdminUser, "a-new-long-password") {
 		t.Error("password not changed")
+	}
+	if a.PasswordChangeRequired() {
+		t.Error("a changed password still asks to be changed")
 	}
 	if _, ok := a.Session(s.ID); ok {
 		t.Error("session survived a password change")

@@ -46,6 +46,8 @@ type Event struct {
 	Reason string `json:"reason,omitempty"`
 	// Offset is where a divergence began.
 	Offset uint32 `json:"offset,omitempty"`
+	// StallMS is a failover's client-facing stall (kind failover-done).
+	StallMS float64 `json:"stall_ms,omitempty"`
 	// Detail is free text.
 	Detail string `json:"detail,omitempty"`
 	// User is who did it (management events).
@@ -56,6 +58,8 @@ type Event struct {
 
 var categories = map[string]string{
 	"failover": CategoryFailover, "member-removed": CategoryFailover, "diverged": CategoryFailover, "stalled": CategoryFailover,
+	"failover-done": CategoryFailover, "rejoin-started": CategoryFailover, "rejoin-completed": CategoryFailover, "rejoin-failed": CategoryFailover,
+	"replica-icmp": CategoryHealth, "replica-needs-ready": CategoryHealth, "replica-ready": CategoryHealth,
 	"replica-up": CategoryHealth, "replica-down": CategoryHealth, "replica-admin": CategoryHealth, "port-gone": CategoryHealth, "port-back": CategoryHealth,
 	"conn-refused": CategoryConnection, "conn-established": CategoryConnection, "conn-closed": CategoryConnection,
 	"config-applied": CategoryConfig, "config-confirmed": CategoryConfig, "config-rolled-back": CategoryConfig, "config-fallback": CategoryConfig,

@@ -268,7 +268,7 @@ func (p *Plane) apply(old, new *config.Config) (bool, error) {
 func (p *Plane) dataplaneEvent(ev engine.Event) {
 	p.Events.Add(events.Event{
 		Time: ev.Time, Kind: string(ev.Kind), Replica: ev.Replica, From: ev.From, Conn: ev.Conn,
-		Port: ev.Port, Reason: ev.Reason, Offset: ev.Offset, Detail: ev.Detail,
+		Port: ev.Port, Reason: ev.Reason, Offset: ev.Offset, StallMS: ev.StallMS, Detail: ev.Detail,
 	})
 	if p.o.OnEvent != nil {
 		p.o.OnEvent(ev)
