@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -248,5 +249,38 @@ func TestSmoke(t *testing.T) {
 	}
 	if !rep.Pass {
 		t.Error("the report says FAIL")
+	}
+}
+
+// TestSegmentFrame checks the hand-made frames against the checksum rule:
+// summing a header with its checksum in place gives zero.
+func TestSegmentFrame(t *testing.T) {
+	s := Segment{
+		SrcMAC: []byte{2, 0, 0, 0, 0, 1}, DstMAC: []byte{2, 0, 0, 0, 0, 2},
+		Src: netip.MustParseAddrPort("198.18.0.1:40000"), Dst: netip.MustParseAddrPort("198.18.0.10:7000"),
+		Seq: 0xfffffff0, Ack: 7, Flags: FlagSYN | FlagACK, Window: 1000, Options: []byte{1, 1, 1}, Payload: []byte("hello"), IPID: 9,
+	}
+	f := s.Frame()
+	if len(f) != 14+20+24+5 {
+		t.Fatalf("frame length %d", len(f))
+	}
+	if checksum(f[14:34], 0) != 0 {
+		t.Error("IPv4 header checksum does not verify")
+	}
+	src, dst := s.Src.Addr().As4(), s.Dst.Addr().As4()
+	ph := uint32(6 + 24 + 5)
+	for i := 0; i < 4; i += 2 {
+		ph += uint32(src[i])<<8 | uint32(src[i+1])
+		ph += uint32(dst[i])<<8 | uint32(dst[i+1])
+	}
+	if checksum(f[34:], ph) != 0 {
+		t.Error("TCP checksum does not verify")
+	}
+	if f[34+12]>>4 != 6 || f[34+13] != FlagSYN|FlagACK || string(f[len(f)-5:]) != "hello" {
+		t.Errorf("header fields wrong: % x", f[34:58])
+	}
+	// A known vector: 0x0001 + 0xf203 + 0xf4f5 + 0xf6f7 (RFC 1071's example).
+	if c := checksum([]byte{0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7}, 0); c != ^uint16(0xddf2) {
+		t.Errorf("checksum of the RFC 1071 example = %#x", c)
 	}
 }
