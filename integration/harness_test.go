@@ -79,6 +79,8 @@ type labOptions struct {
 	// inserted into the document.
 	release string
 	extra   string
+	// service adds raw JSON members to the service object.
+	service string
 	noVary  bool
 	// noServers skips starting labsvc on port 7000.
 	noServers bool
@@ -125,8 +127,8 @@ func newBridgeLab(t *testing.T, o labOptions) *bridgeLab {
 	doc := fmt.Sprintf(`{
   "uplink": %q,
   "replicas": [%s],
-  "services": [{"address": %q, "ports": [%s]%s}]%s
-}`, l.Uplink, strings.Join(reps, ", "), l.VIP, strings.Join(ports, ", "), release, o.extra)
+  "services": [{"address": %q, "ports": [%s]%s%s}]%s
+}`, l.Uplink, strings.Join(reps, ", "), l.VIP, strings.Join(ports, ", "), release, o.service, o.extra)
 	b.cfgPath = filepath.Join(l.Dir(), "config.json")
 	if err := os.WriteFile(b.cfgPath, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)

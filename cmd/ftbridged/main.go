@@ -30,6 +30,7 @@ import (
 
 	"github.com/ftbridge/ftbridge/dataplane/engine"
 	"github.com/ftbridge/ftbridge/firmware/config"
+	"github.com/ftbridge/ftbridge/firmware/hooks"
 	"github.com/ftbridge/ftbridge/firmware/mgmt"
 )
 
@@ -83,8 +84,10 @@ func run(args []string, stderr io.Writer) int {
 	defer cancel()
 	events, unsubscribe := eng.Subscribe(4096)
 	defer unsubscribe()
+	hs := configHooks(cfg)
+	gate := startGate(ctx, func() []hooks.Hook { return hs }, eng, logger)
 	go func() {
-		logEvents(logger, stderr, events, *jsonLog, *quiet)
+		logEvents(logger, stderr, events, *jsonLog, *quiet, gate)
 	}()
 	go func() {
 		for range usr1 {
@@ -112,8 +115,11 @@ func run(args []string, stderr io.Writer) int {
 }
 
 // logEvents writes the dataplane's events as they come.
-func logEvents(logger *log.Logger, w io.Writer, events <-chan engine.Event, asJSON, quiet bool) {
+func logEvents(logger *log.Logger, w io.Writer, events <-chan engine.Event, asJSON, quiet bool, also ...func(engine.Event)) {
 	for ev := range events {
+		for _, f := range also {
+			f(ev)
+		}
 		if quiet && (ev.Kind == engine.EventConnEstablished || ev.Kind == engine.EventConnClosed || ev.Kind == engine.EventMemberRemoved) {
 			continue
 		}

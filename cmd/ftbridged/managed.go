@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ftbridge/ftbridge/dataplane/engine"
+	"github.com/ftbridge/ftbridge/firmware/hooks"
 	"github.com/ftbridge/ftbridge/firmware/mgmt"
 	"github.com/ftbridge/ftbridge/firmware/sysd"
 )
@@ -45,10 +46,15 @@ func runManaged(cfgPath, dataDir string, logger *log.Logger, stderr io.Writer, u
 		}
 		logEvents(logger, stderr, events, jsonLog, quiet)
 	}()
+	// The gate exists before the plane (events flow from its start); it
+	// reaches the plane once Start returned.
+	late := &latePlane{bound: make(chan struct{}), ctx: ctx}
+	gate := startGate(ctx, late.hooks, late, logger)
 	p, err := mgmt.Start(mgmt.Options{
 		ConfigPath: cfgPath, DataDir: dataDir, Version: version, UI: ui(),
 		Logf: logger.Printf,
 		OnEvent: func(ev engine.Event) {
+			gate(ev)
 			select {
 			case events <- ev:
 			default: // the log falls behind; the event log still has it
@@ -61,6 +67,8 @@ func runManaged(cfgPath, dataDir string, logger *log.Logger, stderr io.Writer, u
 		<-logDone
 		return 1
 	}
+	late.p = p
+	close(late.bound)
 	go func() {
 		for range usr1 {
 			sctx, scancel := context.WithTimeout(ctx, 2*time.Second)
@@ -128,4 +136,35 @@ func journalEvents(logger *log.Logger, events <-chan engine.Event, quiet bool) {
 			logger.Print(msg)
 		}
 	}
+}
+
+// latePlane gives the state-hook gate the management plane once it exists.
+type latePlane struct {
+	bound chan struct{}
+	ctx   context.Context
+	p     *mgmt.Plane
+}
+
+func (l *latePlane) wait() bool {
+	select {
+	case <-l.bound:
+		return true
+	case <-l.ctx.Done():
+		return false
+	}
+}
+
+func (l *latePlane) hooks() []hooks.Hook {
+	if !l.wait() {
+		return nil
+	}
+	return configHooks(l.p.Config.Current().Config)
+}
+
+// SetReady implements hooks.Readier.
+func (l *latePlane) SetReady(ctx context.Context, name string, ok bool) error {
+	if !l.wait() {
+		return l.ctx.Err()
+	}
+	return l.p.DP.SetReady(ctx, name, ok)
 }

@@ -142,10 +142,7 @@ func (e *Engine) judgeRound(r *replica) {
 		r.lastChange = e.now
 		r.reason = ""
 		e.publish(Event{Kind: EventReplicaUp, Replica: r.name})
-		if e.cfg.ReadyGate {
-			r.ready = false
-			e.publish(Event{Kind: EventReplicaNeedsReady, Replica: r.name})
-		}
+		e.needReady(r)
 		e.maybeRejoin(r, -1, false)
 	}
 	for s := range e.services {
@@ -163,6 +160,9 @@ func (e *Engine) judgeRound(r *replica) {
 		case !r.svcUp[s] && r.svcOK[s] >= h.RiseAfter:
 			r.svcUp[s] = true
 			e.publish(Event{Kind: EventReplicaUp, Replica: r.name, Port: e.services[s].addr.String()})
+			// A server that came back has lost its state: the hooks
+			// must bring it in line before it serves again.
+			e.needReady(r)
 			e.maybeRejoin(r, s, false)
 		}
 	}
@@ -441,4 +441,14 @@ func (r *replica) probeSentAt(s int, port uint16) (time.Time, bool) {
 // whose round trip is longer than that allows.
 func (r *replica) silentLimit(h HealthConfig) time.Duration {
 	return max(time.Duration(h.FailAfter)*h.Interval, 4*r.srtt)
+}
+
+// needReady holds a replica that came back out of service until its state
+// hooks pass (Config.ReadyGate), and asks for them.
+func (e *Engine) needReady(r *replica) {
+	if !e.cfg.ReadyGate {
+		return
+	}
+	r.ready = false
+	e.publish(Event{Kind: EventReplicaNeedsReady, Replica: r.name})
 }

@@ -123,7 +123,10 @@ var _ Readier = (*engine.Engine)(nil)
 // needs them, one run per replica at a time, and reports the outcome.
 type Gate struct {
 	Hooks []Hook
-	Eng   Readier
+	// Source, if set, is asked for the hooks at each check instead of
+	// Hooks (the configuration may change while the gate runs).
+	Source func() []Hook
+	Eng    Readier
 	// Log receives one line per outcome; nil discards.
 	Log func(format string, args ...any)
 
@@ -178,7 +181,11 @@ func (g *Gate) done(name string) {
 // check runs every hook for one replica and reports.
 func (g *Gate) check(ctx context.Context, name string) {
 	var errs []error
-	for _, h := range g.Hooks {
+	hs := g.Hooks
+	if g.Source != nil {
+		hs = g.Source()
+	}
+	for _, h := range hs {
 		if err := h.Run(ctx, name); err != nil {
 			errs = append(errs, err)
 		}
@@ -194,4 +201,22 @@ func (g *Gate) check(ctx context.Context, name string) {
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	g.Eng.SetReady(sctx, name, err == nil)
+}
+
+// FromConfig returns the state hooks a configuration names, one per
+// service that has one.
+func FromConfig(services []ServiceHook) []Hook {
+	var hs []Hook
+	for _, s := range services {
+		if s.Hook != nil {
+			hs = append(hs, *s.Hook)
+		}
+	}
+	return hs
+}
+
+// ServiceHook pairs a service's name with its hook, if any.
+type ServiceHook struct {
+	Service string
+	Hook    *Hook
 }

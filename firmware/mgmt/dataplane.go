@@ -217,6 +217,21 @@ func (d *Dataplane) Promote(ctx context.Context, name string) error {
 	return e.Promote(ctx, name)
 }
 
+// SetReady reports a replica's state-hook outcome to the running engine.
+func (d *Dataplane) SetReady(ctx context.Context, name string, ok bool) error {
+	eng, err := d.current()
+	if err != nil {
+		return err
+	}
+	r, isReadier := eng.(interface {
+		SetReady(context.Context, string, bool) error
+	})
+	if !isReadier {
+		return errors.New("the dataplane does not gate replicas")
+	}
+	return r.SetReady(ctx, name, ok)
+}
+
 // Counters implements api.Dataplane. While no engine runs it returns zero
 // counters.
 func (d *Dataplane) Counters() *engine.Counters {
