@@ -136,7 +136,7 @@ func runReplicas(args []string) int {
 			printReplicas(out.Replicas)
 		}
 		return 0
-	case "show", "drain", "disable", "enable", "promote":
+	case "show", "drain", "disable", "enable", "promote", "rejoin":
 		if len(args) != 1 {
 			fmt.Fprintf(stderr, "usage: ftbridge replicas %s NAME\n", action)
 			return 2
@@ -157,7 +157,7 @@ func runReplicas(args []string) int {
 		}
 		return 0
 	}
-	fmt.Fprintf(stderr, "ftbridge replicas: unknown action %q (list, show, drain, disable, enable, promote)\n", action)
+	fmt.Fprintf(stderr, "ftbridge replicas: unknown action %q (list, show, drain, disable, enable, promote, rejoin)\n", action)
 	return 2
 }
 

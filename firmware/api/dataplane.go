@@ -175,6 +175,13 @@ func (s *Server) replicaAction(action string) http.HandlerFunc {
 			err = s.o.Dataplane.SetAdmin(ctx, name, engine.AdminEnabled)
 		case "promote":
 			err = s.o.Dataplane.Promote(ctx, name)
+		case "rejoin":
+			rj, ok := s.o.Dataplane.(rejoiner)
+			if !ok {
+				writeError(w, http.StatusConflict, codeConflict, "", "this dataplane cannot rejoin replicas")
+				return
+			}
+			_, err = rj.Rejoin(ctx, name)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -306,4 +313,10 @@ func (s *Server) handleConnection(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeError(w, http.StatusNotFound, codeNotFound, "", "no connection %s", id)
+}
+
+// rejoiner is a dataplane that can bring a replica into live connections
+// on request (engine.Engine.Rejoin).
+type rejoiner interface {
+	Rejoin(ctx context.Context, name string) (int, error)
 }

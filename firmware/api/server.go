@@ -160,6 +160,7 @@ func (s *Server) buildRouter() *mux.Router {
 		{"POST", v1 + "/replicas/{name}/disable", false, s.replicaAction("disable")},
 		{"POST", v1 + "/replicas/{name}/enable", false, s.replicaAction("enable")},
 		{"POST", v1 + "/replicas/{name}/promote", false, s.replicaAction("promote")},
+		{"POST", v1 + "/replicas/{name}/rejoin", false, s.replicaAction("rejoin")},
 		{"GET", v1 + "/connections", false, s.handleConnections},
 		{"GET", v1 + "/connections/{id}", false, s.handleConnection},
 		{"GET", v1 + "/events", false, s.handleEvents},

@@ -232,6 +232,22 @@ func (d *Dataplane) SetReady(ctx context.Context, name string, ok bool) error {
 	return r.SetReady(ctx, name, ok)
 }
 
+// Rejoin asks the running engine to bring a replica into its live
+// connections (manual rejoin).
+func (d *Dataplane) Rejoin(ctx context.Context, name string) (int, error) {
+	eng, err := d.current()
+	if err != nil {
+		return 0, err
+	}
+	r, ok := eng.(interface {
+		Rejoin(context.Context, string) (int, error)
+	})
+	if !ok {
+		return 0, errors.New("the dataplane cannot rejoin replicas")
+	}
+	return r.Rejoin(ctx, name)
+}
+
 // Counters implements api.Dataplane. While no engine runs it returns zero
 // counters.
 func (d *Dataplane) Counters() *engine.Counters {
