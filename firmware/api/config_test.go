@@ -108,17 +108,22 @@ func TestMetrics(t *testing.T) {
 	e := newEnv(t, nil)
 	e.must(req{method: "GET", path: "/metrics", auth: "none"}, 401)
 	e.events.Add(events.Event{Kind: "failover", Replica: "b", From: "a", Reason: "probe"})
+	e.events.Add(events.Event{Kind: "failover-done", Replica: "b", StallMS: 12.5})
 	deadline := time.Now().Add(5 * time.Second)
 	var body string
 	for time.Now().Before(deadline) {
 		body = string(e.must(req{method: "GET", path: "/metrics"}, 200).body)
-		if strings.Contains(body, `ftbridge_failover_events_total{from="a",reason="probe",to="b"} 1`) {
+		if strings.Contains(body, `ftbridge_failover_events_total{from="a",reason="probe",to="b"} 1`) &&
+			strings.Contains(body, "ftbridge_failover_stall_seconds_count 1") {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	for _, want := range []string{
 		`ftbridge_failover_events_total{from="a",reason="probe",to="b"} 1`,
+		"ftbridge_failover_stall_seconds_count 1",
+		`ftbridge_failover_stall_seconds_bucket{le="0.016"} 1`,
+		`ftbridge_failover_stall_seconds_bucket{le="0.008"} 0`,
 		`ftbridge_replica_up{replica="a"} 1`,
 		`ftbridge_replica_admin{replica="b",state="enabled"} 1`,
 		`ftbridge_failovers_total 3`,

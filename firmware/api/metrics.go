@@ -20,6 +20,7 @@ type metrics struct {
 	reg       *prometheus.Registry
 	handler   http.Handler
 	failovers *prometheus.CounterVec
+	stalls    prometheus.Histogram
 	stop      func()
 	done      sync.WaitGroup
 }
@@ -30,7 +31,14 @@ func newMetrics(s *Server) *metrics {
 		Name: "ftbridge_failover_events_total",
 		Help: "Connection failovers by previous primary, new primary and reason.",
 	}, []string{"from", "to", "reason"})
-	m.reg.MustRegister(m.failovers, &dataplaneCollector{s: s},
+	m.stalls = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "ftbridge_failover_stall_seconds",
+		Help: "Client-facing stall of each connection failover: from the last segment the client got before it to the first after it.",
+		// 1 ms to about 8 s: detection by carrier or lone FIN/RST lands
+		// in the first buckets, by stall_timeout near 0.3 s.
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+	})
+	m.reg.MustRegister(m.failovers, m.stalls, &dataplaneCollector{s: s},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	if s.o.Events != nil {
@@ -45,8 +53,11 @@ func newMetrics(s *Server) *metrics {
 				case <-quit:
 					return
 				case ev := <-ch:
-					if ev.Kind == "failover" {
+					switch ev.Kind {
+					case "failover":
 						m.failovers.WithLabelValues(ev.From, ev.Replica, ev.Reason).Inc()
+					case "failover-done":
+						m.stalls.Observe(ev.StallMS / 1000)
 					}
 				}
 			}
