@@ -169,7 +169,10 @@ type floodStream struct {
 }
 
 // startStreams opens k downloads of labsvc's stream (far longer than the
-// test) and verifies every byte as it comes.
+// test) and verifies every byte as it comes. They are paced (64 KiB per
+// millisecond at most, some 50 MB/s each on the lab VM), below what the box
+// carries, so that a drop in their rate is the abuse's doing and not the
+// hold limit's (see the package comment).
 func startStreams(t *testing.T, b *soak.Bridge, k int) *floodStream {
 	t.Helper()
 	s := &floodStream{}
@@ -182,7 +185,7 @@ func startStreams(t *testing.T, b *soak.Bridge, k int) *floodStream {
 		s.wg.Add(1)
 		go func(seed uint64) {
 			defer s.wg.Done()
-			res, err := labsvc.Download(countConn{c, &s.read}, 1<<40, seed, nil)
+			res, err := labsvc.Download(countConn{c, &s.read}, 1<<40, seed, &labsvc.Pace{Chunk: 64 << 10, Delay: time.Millisecond})
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			s.bytes += res.Bytes
