@@ -211,10 +211,19 @@ func (e *Engine) fromClient(si int, f *pkt.Frame, vh pkt.VNetHdr) {
 	s := e.segment(f, vh)
 	ce := e.conns[key]
 	isSyn := s.Flags.Has(pkt.TCPFlagSyn) && !s.Flags.Has(pkt.TCPFlagAck)
-	if ce != nil && isSyn && ce.conn.State() != failover.StateSynRcvd && (ce.conn.State() == failover.StateTimeWait || s.Seq != ce.conn.ClientISN()) {
-		// A new incarnation of the 4-tuple replaces the old entry.
-		e.forget(ce)
-		ce = nil
+	if ce != nil && isSyn && ce.conn.State() != failover.StateSynRcvd && s.Seq != ce.conn.ClientISN() {
+		if ce.conn.State() == failover.StateTimeWait || !ce.conn.HandshakeDone() {
+			// A new incarnation of the 4-tuple replaces the old entry.
+			e.forget(ce)
+			ce = nil
+		} else {
+			// RFC 5961 4.2: a SYN on a synchronized connection draws a
+			// challenge ACK, never a reset of the connection; a client
+			// that really lost it answers with an RST the box believes.
+			ce.conn.ChallengeACK(e.now, e)
+			e.schedule(ce)
+			return
+		}
 	}
 	if ce == nil {
 		if !isSyn {

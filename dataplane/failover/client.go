@@ -103,9 +103,18 @@ func (c *Conn) clientSyn(s *Segment, out Output) {
 // clientReset passes a client RST to every live member and ends the connection.
 func (c *Conn) clientReset(now time.Time, s *Segment, out Output) {
 	if c.state == StateEstablished || c.state == StateSynRcvd {
-		// RFC 5961: only an RST near what we expect is believed.
-		if c.state == StateEstablished && seq.Value(s.Seq).Sub(c.aggAck()) > 1<<30 {
-			return
+		// RFC 5961 3.2: an RST is believed only at exactly the next
+		// sequence expected; one elsewhere in the window draws a
+		// challenge ACK (a real peer answers it with a correct RST),
+		// one outside it is dropped.
+		if c.state == StateEstablished {
+			sq := seq.Value(s.Seq)
+			if sq != c.cNxt && sq != c.aggAck() {
+				if sq.InRange(c.aggAck(), c.aggEdge()) {
+					c.sendClientAck(true, out)
+				}
+				return
+			}
 		}
 		for i := range c.members {
 			if st := c.members[i].state; st == memberLive || st == memberSynAcked {
@@ -237,4 +246,12 @@ func (c *Conn) trim() {
 	before := c.out.len()
 	c.out.trim(to)
 	c.p.Hold.Used -= int64(before - c.out.len())
+}
+
+// ChallengeACK answers a segment that must not be believed (a SYN on a
+// synchronized connection, an RST in the window but not at its edge) with
+// an ACK of where the connection stands (RFC 5961).
+func (c *Conn) ChallengeACK(now time.Time, out Output) {
+	c.now = now
+	c.sendClientAck(true, out)
 }

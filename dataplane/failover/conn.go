@@ -286,7 +286,10 @@ func (c *Conn) synAckFromReplica(now time.Time, i int, s *Segment, out Output) {
 		// A retransmitted SYN-ACK: our ACK was lost. Acknowledge it again
 		// if the handshake is done, else wait for completion.
 		if m.state == memberLive && seq.Value(s.Seq) == m.isn {
-			c.ackReplica(i, out)
+			// Acknowledge its SYN at least, even before the client
+			// acknowledged anything.
+			h := c.memberHeader(m, seq.Max(c.cAck, c.vISN.Add(1)))
+			out.ToReplica(c, i, h, nil)
 		}
 		return
 	default:
@@ -482,4 +485,9 @@ func (c *Conn) Abandon(now time.Time, out Output) {
 		}
 	}
 	c.close(now, ReasonClosed, out)
+}
+
+// HandshakeDone reports whether the client acknowledged the box's SYN-ACK.
+func (c *Conn) HandshakeDone() bool {
+	return c.state == StateEstablished && c.cAck.GreaterThan(c.vISN)
 }

@@ -80,6 +80,11 @@ func (c *Conn) NextDeadline() time.Time {
 		take(c.synDeadline)
 		take(c.lastActive.Add(c.p.Embryonic))
 	case StateEstablished:
+		if !c.HandshakeDone() {
+			// Half-open: a SYN flood's entries must not outlive the
+			// handshake bound just because the box answered them.
+			take(c.created.Add(c.p.Embryonic))
+		}
 		take(c.finDeadline)
 		take(c.joinDeadline())
 		for i := range c.members {
@@ -113,6 +118,15 @@ func (c *Conn) Tick(now time.Time, out Output) {
 			c.close(now, ReasonEmbryonic, out)
 		}
 	case StateEstablished:
+		if !c.HandshakeDone() && !now.Before(c.created.Add(c.p.Embryonic)) {
+			for i := range c.members {
+				if c.members[i].state == memberLive {
+					c.resetMember(i, out)
+				}
+			}
+			c.close(now, ReasonEmbryonic, out)
+			return
+		}
 		if !now.Before(c.lastActive.Add(c.p.Idle)) {
 			for i := range c.members {
 				if c.members[i].state == memberLive {
