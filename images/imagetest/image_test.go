@@ -141,11 +141,19 @@ func (x *box) waitDaemon(timeout time.Duration) string {
 func (x *box) shell(password, cmds string, timeout time.Duration) string {
 	x.t.Helper()
 	x.send("7")
-	x.expect(`root password`, 30*time.Second)
-	x.send(password)
-	// sulogin flushes the terminal's input once it has the password:
-	// type only at the shell's prompt.
-	x.expect(`# $`, 30*time.Second)
+	x.expect(`continue\): $`, 30*time.Second)
+	// sulogin sets up the terminal after printing its prompt and drops
+	// what was typed before; a password typed too early is lost, so type
+	// it again if no shell prompt comes.
+	for i := 0; ; i++ {
+		time.Sleep(time.Second)
+		x.send(password)
+		if _, err := x.vm.Expect(regexp.MustCompile(`# $`), 20*time.Second); err == nil {
+			break
+		} else if i == 2 {
+			x.t.Fatal(err)
+		}
+	}
 	x.send("PS1='$ '; stty -echo; echo READY$((40+2))")
 	x.expect(`READY42`, 30*time.Second)
 	x.send(cmds + "; echo END$((6*7))")
