@@ -48,5 +48,6 @@ format=verity
 filename=root.squashfs
 EOM
 rm -f "$OUT"
-rauc bundle --cert="$CERT" --key="$KEY" "$STAGE/bundle" "$OUT" >/dev/null
+# --keyring: check the fresh signature the way the box will.
+rauc bundle --cert="$CERT" --key="$KEY" --keyring="$CERT" "$STAGE/bundle" "$OUT" >/dev/null
 echo "bundle   $OUT ($VERSION, $(($(stat -c %s "$OUT") / 1024)) KiB, $(($(date +%s) - START)) s)"
