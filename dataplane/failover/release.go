@@ -424,6 +424,7 @@ func (c *Conn) checkDone(now time.Time) {
 		c.twDeadline = now.Add(c.p.TimeWait)
 		c.p.Hold.Used -= int64(c.out.len())
 		c.out.trim(c.out.end())
+		c.out.release()
 	}
 }
 

@@ -49,16 +49,13 @@ func (s *stream) trim(to seq.Value) {
 	}
 	n := int(to.Sub(s.base))
 	if n >= s.len() {
+		// Emptied: keep the array. A bulk flow empties its buffer on
+		// many ACKs and would otherwise reallocate (and copy) up to its
+		// whole window every round; the array goes with the connection
+		// (or with release, for one that goes quiet).
 		s.base = s.end()
 		s.buf = s.buf[:0]
 		s.off = 0
-		if cap(s.buf) > 1<<20 {
-			// An emptied very big buffer goes back to the heap: idle
-			// connections must not pin their peak. Smaller ones stay:
-			// a bulk flow empties its buffer on most ACKs and would
-			// otherwise allocate on every round.
-			s.buf = nil
-		}
 		return
 	}
 	s.off += n
@@ -69,4 +66,11 @@ func (s *stream) trim(to seq.Value) {
 func (s *stream) overwrite(at seq.Value, b []byte) {
 	i := s.off + int(at.Sub(s.base))
 	copy(s.buf[i:], b)
+}
+
+// release gives the array back to the heap if nothing is held.
+func (s *stream) release() {
+	if s.len() == 0 {
+		s.buf, s.off = nil, 0
+	}
 }

@@ -87,6 +87,9 @@ func (c *Conn) NextDeadline() time.Time {
 		}
 		take(c.finDeadline)
 		take(c.joinDeadline())
+		if c.out.len() == 0 && cap(c.out.buf) > quietRelease {
+			take(c.lastActive.Add(quietAfter))
+		}
 		for i := range c.members {
 			if m := &c.members[i]; m.state == memberLive {
 				if s := m.stalledSince(c.p); !s.IsZero() {
@@ -136,6 +139,10 @@ func (c *Conn) Tick(now time.Time, out Output) {
 			c.close(now, ReasonIdle, out)
 			return
 		}
+		if c.out.len() == 0 && !now.Before(c.lastActive.Add(quietAfter)) {
+			// A quiet connection gives its output array back.
+			c.out.release()
+		}
 		c.joinTick(now, out)
 		if !c.finDeadline.IsZero() && !now.Before(c.finDeadline) {
 			c.finDeadline = time.Time{}
@@ -180,3 +187,10 @@ func (c *Conn) anyLiveWithoutFin() bool {
 	}
 	return false
 }
+
+// A connection quiet for quietAfter with nothing held returns an output
+// array bigger than quietRelease to the heap.
+const (
+	quietAfter   = 2 * time.Second
+	quietRelease = 64 << 10
+)
