@@ -172,11 +172,24 @@ func (c *CertStore) Info() CertInfo {
 // CertPath is the PEM file of the certificate, for clients to trust.
 func (c *CertStore) CertPath() string { return filepath.Join(c.dir, "cert.pem") }
 
+// tls12Suites are the TLS 1.2 suites served: ECDHE (forward secrecy) with
+// an AEAD cipher. Go's defaults also accept the CBC-SHA1 ECDHE suites,
+// which the audit refuses. TLS 1.3 suites are all AEAD and not configurable.
+var tls12Suites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
 // TLSConfig returns a server configuration that serves the current
-// certificate, TLS 1.2 or newer.
+// certificate, TLS 1.2 or newer, with ECDHE and AEAD suites only.
 func (c *CertStore) TLSConfig() *tls.Config {
 	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
+		MinVersion:   tls.VersionTLS12,
+		CipherSuites: tls12Suites,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			c.mu.RLock()
 			defer c.mu.RUnlock()
