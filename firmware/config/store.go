@@ -276,8 +276,21 @@ func (s *Store) applyLocked(cfg *Config, o ApplyOptions) (ApplyResult, error) {
 		o.Source = SourceAPI
 	}
 	prev := s.current
+	if o.ConfirmTimeout > 0 {
+		// The pending state goes to disk before the file: a crash
+		// anywhere from here to the end must bring back prev at restart,
+		// not keep a change nobody confirmed.
+		next := 1
+		if n := s.newest(); n != nil {
+			next = n.Version + 1
+		}
+		if err := s.writePending(&Pending{Version: next, Previous: prev.Version, ConfirmBy: s.now().Add(o.ConfirmTimeout)}); err != nil {
+			return ApplyResult{}, err
+		}
+	}
 	// Write the file before applying: the box must boot with what runs.
 	if err := cfg.Save(s.path); err != nil {
+		s.dropPendingFile(o)
 		return ApplyResult{}, err
 	}
 	restarted := false
@@ -292,11 +305,13 @@ func (s *Store) applyLocked(cfg *Config, o ApplyOptions) (ApplyResult, error) {
 			if _, rerr := s.apply(cfg, prev.Config); rerr != nil {
 				err = fmt.Errorf("%w (restoring version %d also failed: %v)", err, prev.Version, rerr)
 			}
+			s.dropPendingFile(o)
 			return ApplyResult{}, fmt.Errorf("applying the configuration: %w", err)
 		}
 	}
 	e, err := s.record(cfg, o.Source, o.Comment)
 	if err != nil {
+		s.dropPendingFile(o)
 		return ApplyResult{}, err
 	}
 	s.current = e
@@ -307,8 +322,7 @@ func (s *Store) applyLocked(cfg *Config, o ApplyOptions) (ApplyResult, error) {
 	}
 	if o.ConfirmTimeout > 0 {
 		p := &Pending{Version: e.Version, Previous: prev.Version, ConfirmBy: s.now().Add(o.ConfirmTimeout), DataplaneRestarted: restarted}
-		data, _ := json.MarshalIndent(p, "", "  ")
-		if err := WriteFileAtomic(filepath.Join(s.dir, pendingFile), append(data, '\n'), 0o600); err != nil {
+		if err := s.writePending(p); err != nil {
 			return res, err
 		}
 		s.pending = p
@@ -321,6 +335,19 @@ func (s *Store) applyLocked(cfg *Config, o ApplyOptions) (ApplyResult, error) {
 	s.trim()
 	s.event("config-applied", detail)
 	return res, nil
+}
+
+func (s *Store) writePending(p *Pending) error {
+	data, _ := json.MarshalIndent(p, "", "  ")
+	return WriteFileAtomic(filepath.Join(s.dir, pendingFile), append(data, '\n'), 0o600)
+}
+
+// dropPendingFile removes the pending state written ahead of a safe apply
+// that failed; a failed apply leaves nothing pending.
+func (s *Store) dropPendingFile(o ApplyOptions) {
+	if o.ConfirmTimeout > 0 {
+		os.Remove(filepath.Join(s.dir, pendingFile))
+	}
 }
 
 // expire rolls back pending version v when its timer ends.
