@@ -35,7 +35,7 @@ func TestOutputAheadOfGapKeptAndSACKed(t *testing.T) {
 	// The retransmitted gap completes the stream from the kept part.
 	f.repData(0, 0, "01234")
 	f.wantOneData(f.o.takeClient(), 0, "0123456789")
-	if f.c.members[0].ooo != nil && len(f.c.members[0].ooo) != 0 {
+	if len(f.c.members[0].ooo) != 0 {
 		t.Fatalf("kept output not consumed: %v", f.c.members[0].ooo)
 	}
 }
