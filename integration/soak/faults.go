@@ -270,7 +270,9 @@ func (r *runner) fault(ctx context.Context, n int, kind string) *FaultRecord {
 		rec.Err = "inject: " + err.Error()
 		r.problem("fault %d %s on %s: %v", n, kind, victim, err)
 	}
-	if ev, ok := r.b.Log.WaitEvent(from, detectWait, func(ev engine.Event) bool { return eventAbout(ev, victim) }); ok {
+	// Only what the daemon did after the injection counts (an event about
+	// the victim may predate it: the overlapping impairment).
+	if ev, ok := r.b.Log.WaitEvent(from, detectWait, func(ev engine.Event) bool { return eventAbout(ev, victim) && !ev.Time.Before(rec.Start) }); ok {
 		rec.Detected = max(ev.Time.Sub(rec.Start), time.Microsecond)
 	}
 	// Stay broken a little longer than detection, so the failover happens
