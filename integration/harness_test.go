@@ -84,6 +84,9 @@ type labOptions struct {
 	noVary  bool
 	// noServers skips starting labsvc on port 7000.
 	noServers bool
+	// impaired names links (by box port) that get an impairment point
+	// (lab.Options.Impaired).
+	impaired []string
 }
 
 func newBridgeLab(t *testing.T, o labOptions) *bridgeLab {
@@ -95,7 +98,11 @@ func newBridgeLab(t *testing.T, o labOptions) *bridgeLab {
 	if len(o.ports) == 0 {
 		o.ports = []uint16{7000}
 	}
-	l, err := lab.New(lab.Options{Replicas: o.replicas, NoVary: o.noVary})
+	lo := lab.Options{Replicas: o.replicas, NoVary: o.noVary}
+	if len(o.impaired) > 0 {
+		lo.Impaired, lo.ImpairBin = o.impaired, impairBinary(t)
+	}
+	l, err := lab.New(lo)
 	if err != nil {
 		t.Fatal(err)
 	}

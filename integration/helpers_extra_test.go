@@ -16,7 +16,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,66 +46,14 @@ var impairCmd struct {
 	err  error
 }
 
-// newImpairedBridgeLab is newBridgeLab (harness_test.go) for a lab whose
-// listed links (by box port) run through the lab's userspace impairer.
-// Keep it in step with newBridgeLab.
-func newImpairedBridgeLab(t *testing.T, o labOptions, impaired ...string) *bridgeLab {
+// impairBinary builds the lab's impairment forwarder once per test binary.
+func impairBinary(t *testing.T) string {
 	t.Helper()
-	needLab(t)
 	impairCmd.once.Do(func() { impairCmd.path, impairCmd.err = impair.Build(bins.dir) })
 	if impairCmd.err != nil {
 		t.Fatal(impairCmd.err)
 	}
-	if o.replicas == 0 {
-		o.replicas = 2
-	}
-	if len(o.ports) == 0 {
-		o.ports = []uint16{7000}
-	}
-	l, err := lab.New(lab.Options{Replicas: o.replicas, NoVary: o.noVary, Impaired: impaired, ImpairBin: impairCmd.path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &bridgeLab{Lab: l, t: t, servers: map[string][]*lab.Proc{}}
-	t.Cleanup(func() {
-		if t.Failed() && b.daemon != nil {
-			t.Logf("ftbridged log (tail):\n%s", tail(b.daemon.Log(), 60))
-		}
-		for _, ps := range b.servers {
-			for _, p := range ps {
-				p.Signal(syscall.SIGCONT)
-			}
-		}
-		l.Close()
-	})
-	var reps []string
-	for i, port := range l.ReplicaPorts {
-		reps = append(reps, fmt.Sprintf(`{"name": %q, "interface": %q}`, string(rune('a'+i)), port))
-	}
-	ports := make([]string, len(o.ports))
-	for i, p := range o.ports {
-		ports[i] = fmt.Sprint(p)
-	}
-	release := ""
-	if o.release != "" {
-		release = fmt.Sprintf(`, "release": %q`, o.release)
-	}
-	doc := fmt.Sprintf(`{
-  "uplink": %q,
-  "replicas": [%s],
-  "services": [{"address": %q, "ports": [%s]%s}]%s
-}`, l.Uplink, strings.Join(reps, ", "), l.VIP, strings.Join(ports, ", "), release, o.extra)
-	b.cfgPath = filepath.Join(l.Dir(), "config.json")
-	if err := os.WriteFile(b.cfgPath, []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if !o.noServers {
-		for i := range l.ReplicaNS {
-			b.startLabsvc(i)
-		}
-	}
-	b.startDaemon()
-	return b
+	return impairCmd.path
 }
 
 // startServer starts a real server program in replica i's namespace as a

@@ -130,7 +130,7 @@ func testNetemCase(t *testing.T, im impairment, l impairedLink, kill, download b
 		b = newBridgeLab(t, labOptions{replicas: 2})
 	} else {
 		t.Logf("no netem in this kernel: impairing %s with the lab's impairer (%v)", l.port, im.spec)
-		b = newImpairedBridgeLab(t, labOptions{replicas: 2}, l.port)
+		b = newBridgeLab(t, labOptions{replicas: 2, impaired: []string{l.port}})
 	}
 	b.logEventsOnFailure()
 	b.waitHealthy(7000, "a", "b")
