@@ -128,6 +128,7 @@ func TestInlineFailover(t *testing.T) {
 			c.Close()
 		}
 		if time.Now().After(deadline) {
+			dumpDaemon(x)
 			t.Fatalf("no stream through the box within 3 minutes: %v", err)
 		}
 		time.Sleep(2 * time.Second)
@@ -149,6 +150,7 @@ func TestInlineFailover(t *testing.T) {
 		}
 		got += n
 		if err != nil {
+			dumpDaemon(x)
 			t.Fatalf("stream broke after %d of %d bytes (primary killed: %v): %v", got, size, killed, err)
 		}
 		if !killed && got > size/3 {
@@ -167,5 +169,13 @@ func TestInlineFailover(t *testing.T) {
 	}
 	if out := Strip(vm.Output()); strings.Contains(out, "Kernel panic") {
 		t.Fatal("guest kernel panicked")
+	}
+}
+
+// dumpDaemon logs the daemon's journal and the ports from the box's root
+// shell, when the test knows the root password.
+func dumpDaemon(x *box) {
+	if pw := os.Getenv("FTB_IMAGE_ROOT_PASSWORD"); pw != "" {
+		x.t.Logf("box state:\n%s", x.shell(pw, "ip -br link; journalctl -u ftbridged --no-pager | tail -n 60", time.Minute))
 	}
 }

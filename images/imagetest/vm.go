@@ -148,7 +148,10 @@ func Start(o Options) (*VM, error) {
 		// ip netns exec execs qemu in place: the PID stays qemu's.
 		cmd = exec.Command("ip", append([]string{"netns", "exec", o.NetNS, "qemu-system-" + o.Board.QemuArch}, Args(o, overlay, vars)...)...)
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// No Pdeathsig: it fires when the OS thread that forked exits, which
+	// the Go runtime does with threads locked by namespace code (the lab's
+	// InNS), killing qemu mid-test. Tests stop the VM in a cleanup.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
