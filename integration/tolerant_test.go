@@ -56,7 +56,7 @@ func TestReplicationModes(t *testing.T) {
 			}
 			b.waitHealthy(80, "a", "b")
 			out := filepath.Join(b.Dir(), "got")
-			curl := b.Command(b.ClientNS, "curl", "-sS", "--max-time", "30", "--limit-rate", "16M", "-o", out,
+			curl := b.Command(b.ClientNS, "curl", "-sS", "--max-time", "30", "--limit-rate", "8M", "-o", out,
 				"-w", "%{http_code}", "http://"+b.VIP.String()+"/big")
 			var res []byte
 			done := make(chan error, 1)

@@ -18,6 +18,8 @@ const (
 	rxBatch   = 32
 	rxBufSize = link.VNetHdrLen + 65536 + 256
 	txBufSize = link.VNetHdrLen + pkt.EthernetLen + 60 + 60 + 65535
+	// smallTxBufSize fits any frame without payload.
+	smallTxBufSize = 256
 	// maxTxFree bounds the transmit buffer pool.
 	maxTxFree = 256
 	// maxNeighbors bounds the uplink neighbour table.
@@ -106,6 +108,7 @@ type Engine struct {
 	rxBufs  [][]byte
 	rxSizes []int
 	txFree  [][]byte
+	txSmall [][]byte
 	frame   pkt.Frame
 	seg     failover.Segment
 	ipID    uint16
@@ -124,7 +127,9 @@ type Engine struct {
 
 	nextProbe time.Time
 	nextSweep time.Time
-	started   time.Time
+	// rstLimit bounds the RSTs sent for segments of no known connection.
+	rstLimit tokenBucket
+	started  time.Time
 }
 
 type pendingFailure struct {
@@ -149,6 +154,7 @@ func New(cfg Config) (*Engine, error) {
 		neighbors: make(map[netip.Addr]pkt.MAC),
 		ctl:       make(chan func(), 16),
 		probeSrc:  cfg.ProbeSource,
+		rstLimit:  tokenBucket{rate: 1000, burst: 200},
 	}
 	e.hold.Max = cfg.Limits.MaxTotalHoldBytes
 	e.logBudget.Max = cfg.Limits.MaxTotalLogBytes

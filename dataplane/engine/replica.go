@@ -228,7 +228,7 @@ func (e *Engine) sendProbes(r *replica) {
 	}
 	r.probeSent = e.now
 	vip := e.services[0].addr.Addr()
-	buf := e.txBuf(r.port)
+	buf := e.txBuf(r.port, smallTxBufSize)
 	n := r.port.hdrRoom()
 	pkt.EncodeEthernet(buf[n:], pkt.BroadcastMAC, r.port.mac, pkt.EtherTypeARP)
 	pkt.EncodeARP(buf[n+pkt.EthernetLen:], pkt.ARPRequest, r.port.mac, e.probeSrc, pkt.MAC{}, vip)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/ftbridge/ftbridge/dataplane/failover"
 	"github.com/ftbridge/ftbridge/dataplane/link"
@@ -91,7 +92,7 @@ func (e *Engine) handleARP(p *port, r *replica, eth pkt.Ethernet) {
 }
 
 func (e *Engine) arpReply(p *port, mac pkt.MAC, ip netip.Addr, toMAC pkt.MAC, toIP netip.Addr) {
-	buf := e.txBuf(p)
+	buf := e.txBuf(p, smallTxBufSize)
 	n := p.hdrRoom()
 	pkt.EncodeEthernet(buf[n:], toMAC, mac, pkt.EtherTypeARP)
 	pkt.EncodeARP(buf[n+pkt.EthernetLen:], pkt.ARPReply, mac, ip, toMAC, toIP)
@@ -103,7 +104,7 @@ func (e *Engine) arpReply(p *port, mac pkt.MAC, ip netip.Addr, toMAC pkt.MAC, to
 // clients that cached another MAC for them move to the box's at once.
 func (e *Engine) gratuitousARP() {
 	for vip := range e.vips {
-		buf := e.txBuf(e.uplink)
+		buf := e.txBuf(e.uplink, smallTxBufSize)
 		n := e.uplink.hdrRoom()
 		pkt.EncodeEthernet(buf[n:], pkt.BroadcastMAC, e.vipMAC, pkt.EtherTypeARP)
 		pkt.EncodeARP(buf[n+pkt.EthernetLen:], pkt.ARPRequest, e.vipMAC, vip, pkt.MAC{}, vip)
@@ -352,8 +353,8 @@ func (e *Engine) bridgeOther(p *port, r *replica, vh pkt.VNetHdr, b []byte) {
 
 // forwardFrame copies a frame to another port with new MAC addresses.
 func (e *Engine) forwardFrame(to *port, dst, src pkt.MAC, vh pkt.VNetHdr, b []byte) {
-	buf := e.txBuf(to)
 	n := to.hdrRoom()
+	buf := e.txBuf(to, n+len(b))
 	if len(b)+n > len(buf) {
 		e.drop(DropTruncated)
 		e.releaseBuf(buf)
@@ -376,7 +377,7 @@ func (e *Engine) forwardFrame(to *port, dst, src pkt.MAC, vh pkt.VNetHdr, b []by
 // resetUnknown answers a segment of no known connection with an RST, as a
 // host with no such connection would.
 func (e *Engine) resetUnknown(p *port, dstMAC, srcMAC pkt.MAC, from, to netip.AddrPort, s *failover.Segment) {
-	if p == nil || dstMAC.IsZero() {
+	if p == nil || dstMAC.IsZero() || !e.rstLimit.allow(e.now) {
 		return
 	}
 	h := failover.Header{Flags: pkt.TCPFlagRst, WScale: -1}
@@ -421,5 +422,29 @@ func (e *Engine) icmpUnreachable(r *replica, ip pkt.IPv4) bool {
 	// Probe now rather than at the next round: r's verdict comes sooner.
 	e.nextProbe = e.now
 	e.publish(Event{Kind: EventReplicaICMP, Replica: r.name, Port: src.String(), Reason: "ICMP destination unreachable"})
+	return true
+}
+
+// tokenBucket limits a rate, as Linux limits its answers to invalid
+// segments (tcp_invalid_ratelimit): a flood of stray segments must not
+// turn the box into a reset amplifier that starves live connections.
+type tokenBucket struct {
+	tokens float64
+	last   time.Time
+	rate   float64 // per second
+	burst  float64
+}
+
+func (b *tokenBucket) allow(now time.Time) bool {
+	if b.last.IsZero() {
+		b.tokens = b.burst
+	} else {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
 	return true
 }

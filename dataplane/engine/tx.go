@@ -17,23 +17,33 @@ func (p *port) hdrRoom() int {
 	return 0
 }
 
-// txBuf returns a transmit buffer from the bounded pool, with the virtio
-// header room (if p has one) zeroed: no offload asked for.
-func (e *Engine) txBuf(p *port) []byte {
+// txBuf returns a transmit buffer of at least size bytes from the bounded
+// pools, with the virtio header room (if p has one) zeroed: no offload
+// asked for. Frames without payload (ACKs, RSTs, ARP, probes) take small
+// buffers, so a flood of them costs no memory.
+func (e *Engine) txBuf(p *port, size int) []byte {
 	var b []byte
-	if n := len(e.txFree); n > 0 {
-		b = e.txFree[n-1][:txBufSize]
-		e.txFree = e.txFree[:n-1]
+	pool, bufSize := &e.txFree, txBufSize
+	if size <= smallTxBufSize {
+		pool, bufSize = &e.txSmall, smallTxBufSize
+	}
+	if n := len(*pool); n > 0 {
+		b = (*pool)[n-1][:bufSize]
+		*pool = (*pool)[:n-1]
 	} else {
-		b = make([]byte, txBufSize)
+		b = make([]byte, bufSize)
 	}
 	clear(b[:p.hdrRoom()])
 	return b
 }
 
 func (e *Engine) releaseBuf(b []byte) {
-	if len(e.txFree) < maxTxFree {
-		e.txFree = append(e.txFree, b[:cap(b)])
+	pool := &e.txFree
+	if cap(b) < txBufSize {
+		pool = &e.txSmall
+	}
+	if len(*pool) < maxTxFree {
+		*pool = append(*pool, b[:cap(b)])
 	}
 }
 
@@ -179,8 +189,8 @@ func (e *Engine) sendTCP(p *port, dstMAC, srcMAC pkt.MAC, from, to netip.AddrPor
 }
 
 func (e *Engine) buildTCP(p *port, dstMAC, srcMAC pkt.MAC, from, to netip.AddrPort, h *failover.Header, sq uint32, flags pkt.TCPFlags, optLen int, payload []byte, mss int) {
-	buf := e.txBuf(p)
 	room := p.hdrRoom()
+	buf := e.txBuf(p, room+pkt.EthernetLen+pkt.IPv4MinLen+pkt.TCPMinLen+optLen+len(payload))
 	ipOff := room + pkt.EthernetLen
 	tcpOff := ipOff + pkt.IPv4MinLen
 	tcpLen := pkt.TCPMinLen + optLen + len(payload)

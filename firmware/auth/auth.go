@@ -80,6 +80,7 @@ type Auth struct {
 
 	mu         sync.Mutex
 	adminHash  []byte
+	generated  bool
 	tokens     map[string]*Token // by ID
 	sessions   map[string]*Session
 	sessionTTL time.Duration
@@ -95,6 +96,9 @@ type Auth struct {
 type stateDoc struct {
 	AdminHash string      `json:"admin_hash"`
 	Tokens    []tokenJSON `json:"tokens"`
+	// Generated: the admin password is still the one generated on first
+	// start (not an operator's choice).
+	Generated bool `json:"generated,omitempty"`
 }
 
 type tokenJSON struct {
@@ -130,6 +134,7 @@ func Open(o Options) (*Auth, error) {
 			return nil, fmt.Errorf("%s: %w", filepath.Join(o.Dir, stateFile), err)
 		}
 		a.adminHash = []byte(doc.AdminHash)
+		a.generated = doc.Generated
 		for _, t := range doc.Tokens {
 			h, err := hex.DecodeString(t.Hash)
 			if err != nil || len(h) != 32 {
@@ -162,6 +167,7 @@ func (a *Auth) firstPassword() error {
 		if err := config.WriteFileAtomic(path, append(pw, '\n'), 0o600); err != nil {
 			return err
 		}
+		a.generated = true
 	default:
 		return err
 	}
@@ -204,7 +210,7 @@ func randomString(n int) string {
 
 // saveLocked writes auth.json atomically.
 func (a *Auth) saveLocked() error {
-	doc := stateDoc{AdminHash: string(a.adminHash), Tokens: []tokenJSON{}}
+	doc := stateDoc{AdminHash: string(a.adminHash), Tokens: []tokenJSON{}, Generated: a.generated}
 	for _, t := range a.sortedTokens() {
 		doc.Tokens = append(doc.Tokens, tokenJSON{ID: t.ID, Name: t.Name, Hash: hex.EncodeToString(t.hash[:]), Created: t.Created, LastUsed: t.LastUsed})
 	}
@@ -256,10 +262,10 @@ func (a *Auth) SetPassword(current, next string) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	old := a.adminHash
-	a.adminHash = h
+	old, oldGen := a.adminHash, a.generated
+	a.adminHash, a.generated = h, false
 	if err := a.saveLocked(); err != nil {
-		a.adminHash = old
+		a.adminHash, a.generated = old, oldGen
 		return err
 	}
 	a.okUntil = time.Time{}
@@ -430,9 +436,10 @@ func (a *Auth) SetSessionTTL(d time.Duration) {
 }
 
 // PasswordChangeRequired reports whether the admin password is still the
-// one kept in DATA/admin-password (generated on first start): the
-// dashboard asks for a new one until it is changed.
+// one generated on first start (an operator-chosen first password is not):
+// the dashboard asks for a new one until it is changed.
 func (a *Auth) PasswordChangeRequired() bool {
-	_, err := os.Stat(filepath.Join(a.dir, PasswordFile))
-	return err == nil
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.generated
 }

@@ -44,6 +44,9 @@ func TestFirstStartGeneratesPassword(t *testing.T) {
 	if !open(t, dir).CheckPassword(AdminUser, pw) {
 		t.Error("password lost over a restart")
 	}
+	if !open(t, dir).PasswordChangeRequired() {
+		t.Error("a generated password no longer asks to be changed after a restart")
+	}
 	// Two installations differ.
 	if other := GeneratePassword(); other == pw {
 		t.Error("the same password twice")
@@ -56,6 +59,9 @@ func TestPresetPassword(t *testing.T) {
 	a := open(t, dir)
 	if !a.CheckPassword(AdminUser, "operator-chosen-pw") {
 		t.Error("preset password not used")
+	}
+	if a.PasswordChangeRequired() || open(t, dir).PasswordChangeRequired() {
+		t.Error("an operator-chosen password asks to be changed")
 	}
 }
 
