@@ -323,6 +323,9 @@ func (r *runner) fill(rep *Report) {
 	rep.EventsTotal = len(events)
 	rep.Faults, rep.Skipped, rep.Problems = r.faults, r.skipped, r.problems
 	rep.Impair = r.imp.Method()
+	if r.cfg.NoImpair {
+		rep.Impair = "none (-no-impair: plain veth links, no impairment faults)"
+	}
 	rep.Memory.Samples = r.samples
 	for _, s := range r.samples {
 		if s.RSSKiB > rep.Memory.Peak.RSSKiB {
@@ -427,8 +430,61 @@ func (r *runner) fill(rep *Report) {
 	if len(rep.FailureClass) == 0 {
 		rep.FailureClass = nil
 	}
+	rep.Episodes = r.episodes(rep.Failures, global)
 	rep.Pass = rep.Failed == 0 && len(rep.Problems) == 0 && rep.Memory.OK && rep.ClientResets == 0 &&
 		rep.FinalConns == 0 && rep.FinalHeld == 0
+}
+
+// episodes groups failures that ended within 2 s of each other.
+func (r *runner) episodes(fs []Failure, global []engine.Event) []Episode {
+	sorted := slices.Clone(fs)
+	slices.SortFunc(sorted, func(a, b Failure) int { return a.Session.End.Compare(b.Session.End) })
+	var eps []Episode
+	for _, f := range sorted {
+		s := f.Session
+		if n := len(eps); n > 0 && s.End.Sub(eps[n-1].End) < 2*time.Second {
+			e := &eps[n-1]
+			e.End = s.End
+			e.Sessions++
+			e.Classes[s.Class]++
+			continue
+		}
+		eps = append(eps, Episode{Start: s.End, End: s.End, Sessions: 1, Classes: map[string]int{s.Class: 1}})
+	}
+	for i := range eps {
+		e := &eps[i]
+		from, to := e.Start.Add(-3*time.Second), e.End.Add(time.Second)
+		seen := map[string]bool{}
+		for _, ev := range global {
+			if ev.Time.Before(from) || ev.Time.After(to) {
+				continue
+			}
+			switch ev.Kind {
+			case engine.EventReplicaDown, engine.EventPortGone, engine.EventStalled:
+			default:
+				continue
+			}
+			line := fmt.Sprintf("%s %s replica=%s", ev.Time.Format("15:04:05.000"), ev.Kind, ev.Replica)
+			if ev.Port != "" {
+				line += " port=" + ev.Port
+			}
+			if ev.Reason != "" {
+				line += " reason=" + ev.Reason
+			}
+			if !seen[line] {
+				seen[line] = true
+				e.Events = append(e.Events, line)
+			}
+		}
+		for _, fr := range r.faults {
+			end := fr.Start.Add(fr.Recovered)
+			if fr.Start.Before(to) && end.After(from) {
+				e.Faults = append(e.Faults, fmt.Sprintf("#%d %s %s %s at +%s (detected %s, recovered %s)", fr.N, fr.Kind, fr.Target, fr.Detail,
+					fr.Start.Sub(r.t0).Round(time.Millisecond), fmtDur(fr.Detected), fmtDur(fr.Recovered)))
+			}
+		}
+	}
+	return eps
 }
 
 // failure describes a failed session with its context.
@@ -440,7 +496,7 @@ func (r *runner) failure(s Session, evs, global []engine.Event) Failure {
 		end := fr.Start.Add(fr.Recovered)
 		if fr.Start.Before(s.End.Add(time.Second)) && end.After(s.Start.Add(-time.Second)) {
 			f.Faults = append(f.Faults, fmt.Sprintf("#%d %s %s %s at +%s (detected %s, recovered %s)", fr.N, fr.Kind, fr.Target, fr.Detail,
-				fr.Start.Sub(r.start).Round(time.Millisecond), fmtDur(fr.Detected), fmtDur(fr.Recovered)))
+				fr.Start.Sub(r.t0).Round(time.Millisecond), fmtDur(fr.Detected), fmtDur(fr.Recovered)))
 		}
 	}
 	evs = slices.Clone(evs)

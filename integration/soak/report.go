@@ -140,6 +140,10 @@ type Report struct {
 	Skipped     int            `json:"faults_skipped"`
 
 	Failures []Failure `json:"failures,omitempty"`
+	// Episodes groups the failures that happened together, with the
+	// replica-wide events of the daemon around them: usually one cause
+	// (every replica of some connections failed at once) explains many.
+	Episodes []Episode `json:"episodes,omitempty"`
 
 	Memory      Memory `json:"memory"`
 	FinalConns  int    `json:"final_connections"`
@@ -160,6 +164,21 @@ type Failure struct {
 	Faults  []string `json:"faults"`
 	Events  []string `json:"events"`
 }
+
+// Episode is a burst of failed sessions.
+type Episode struct {
+	Start, End time.Time
+	Sessions   int            `json:"sessions"`
+	Classes    map[string]int `json:"classes"`
+	// Faults are the runner's faults in progress; Events the daemon's
+	// replica-wide events (replica down, stalled, port gone) around it.
+	Faults []string `json:"faults"`
+	Events []string `json:"events"`
+}
+
+// maxListed bounds the failed sessions listed one by one in the markdown
+// report (the JSON has them all).
+const maxListed = 40
 
 // WriteFiles writes the report as dir/name.json and dir/name.md.
 func (r *Report) WriteFiles(dir, name string) (jsonPath, mdPath string, err error) {
@@ -315,7 +334,27 @@ func (r *Report) Markdown(w io.Writer) {
 	for _, pr := range r.Problems {
 		p("- %s", pr)
 	}
-	for _, f := range r.Failures {
+	if len(r.Episodes) > 0 {
+		p("Failures by episode (sessions that failed within 2 s of each other):")
+		p("")
+		for _, e := range r.Episodes {
+			p("- +%s to +%s: %d sessions (%s)", e.Start.Sub(r.Date).Round(100*time.Millisecond), e.End.Sub(r.Date).Round(100*time.Millisecond), e.Sessions, kv(e.Classes))
+			for _, f := range e.Faults {
+				p("  - fault: %s", f)
+			}
+			for _, ev := range e.Events {
+				p("  - daemon: `%s`", ev)
+			}
+		}
+		p("")
+		p("Failed sessions:")
+		p("")
+	}
+	for i, f := range r.Failures {
+		if i == maxListed {
+			p("- ... and %d more (see the JSON report)", len(r.Failures)-maxListed)
+			break
+		}
 		s := f.Session
 		p("- session %d (%s, %s, worker %d) at +%s: **%s**: %s", s.ID, s.Kind, s.Local, s.Worker,
 			s.Start.Sub(r.Date).Round(time.Millisecond), s.Class, s.Err)

@@ -13,10 +13,10 @@ import (
 	"github.com/ftbridge/ftbridge/integration/labsvc"
 )
 
-// Reproductions of dataplane bugs the soak found. They run only with
-// FTB_REPRO=1 (they fail until the dataplane is fixed, and CI must stay
-// green meanwhile): go test ./integration/soak -run Repro -v with
-// FTB_REPRO=1 as root.
+// Reproductions of dataplane bugs the soak and the flood tests found. The
+// open ones run only with FTB_REPRO=1, so that CI stays green until the
+// dataplane is fixed (go test ./integration/soak -run Repro -v, as root);
+// the ones fixed since run always, as regression tests.
 func needRepro(t *testing.T) {
 	t.Helper()
 	if os.Getenv("FTB_REPRO") != "1" {
@@ -25,12 +25,13 @@ func needRepro(t *testing.T) {
 	needRoot(t)
 }
 
-// TestReproProbeRTT: a replica whose round trip exceeds health.interval
-// (20 ms by default; here 2 x 12 ms of added latency) is never healthy,
-// although it answers every probe: an answer is only accepted if it comes
-// back before the next round replaces the probe's source port.
-func TestReproProbeRTT(t *testing.T) {
-	needRepro(t)
+// TestProbeRTTAboveInterval: a replica whose round trip exceeds
+// health.interval (20 ms by default; here 2 x 12 ms of added latency) must
+// stay healthy. It was never healthy (an answer counted only if it came
+// back before the next round replaced the probe's source port) until
+// 8dc7e29 made probes adaptive to the round trip.
+func TestProbeRTTAboveInterval(t *testing.T) {
+	needRoot(t)
 	b := newTestBridge(t, BridgeOptions{Replicas: 2, Impaired: true})
 	imp := NewImpairer(b.Lab, 1)
 	undo, err := imp.Apply(linkOf(b, "b"), Impairment{Kind: "delay", Delay: 12 * time.Millisecond})
@@ -49,14 +50,11 @@ func TestReproProbeRTT(t *testing.T) {
 
 // TestReproStallUnderLoad: four unpaced 1 GiB downloads through the box,
 // two healthy replicas, no fault at all: in about one run in five (run it
-// with -count=5) the box fails a healthy, moving replica as stalled ("no
-// progress while peers progressed"). A member's "behind" clock
-// (failover/timers.go, trackProgress) is reset only when the member
-// catches up with the fastest peer, never when it merely progresses, so a
-// replica that trails by a little for longer than stall_timeout (300 ms)
-// while moving all along is taken for a dead one. With two replicas both
-// can be failed this way, on different connections, and then every
-// connection is reset (seen in the soak under a client-link delay).
+// with -count=5) the box failed a healthy, moving replica as stalled ("no
+// progress while peers progressed"), at commit 59530a7. In the soak the
+// same happened to both replicas of a 2-replica box at once (on different
+// connections) during a 20 ms delay on the client's link, and every
+// connection was reset.
 func TestReproStallUnderLoad(t *testing.T) {
 	needRepro(t)
 	b := newTestBridge(t, BridgeOptions{Replicas: 2})
@@ -86,15 +84,14 @@ func TestReproStallUnderLoad(t *testing.T) {
 	}
 }
 
-// TestReproHoldLimitStall: a bulk download whose held output reaches
+// TestHoldLimitNoStall: a bulk download whose held output reaches
 // limits.max_hold_bytes (1 MiB here; the 4 MiB default is reached the
-// same way by a faster path or a slower client) stalls for up to a second
-// at a time with two healthy replicas: output beyond the limit is dropped
-// (failover/replica.go: "the member's TCP will send the rest again") and
-// left to the replica's retransmission timer, which backs off, instead of
-// being held back by a closed window or prompted again when room returns.
-func TestReproHoldLimitStall(t *testing.T) {
-	needRepro(t)
+// same way by a faster path or a slower client) must not stall. It stalled
+// for up to a second at a time (output beyond the limit was dropped and
+// left to the replica's backed-off retransmission timer) until 8dc7e29
+// closed the windows shown to replicas at the hold limit.
+func TestHoldLimitNoStall(t *testing.T) {
+	needRoot(t)
 	b := newTestBridge(t, BridgeOptions{Replicas: 2, Config: map[string]any{"limits": map[string]any{"max_hold_bytes": 1 << 20}}})
 	c, err := b.Dial(LabsvcPort, 5*time.Second)
 	if err != nil {

@@ -222,7 +222,8 @@ type runner struct {
 	b     *Bridge
 	imp   *Impairer
 	rng   *rand.Rand // the fault schedule's; only the fault loop uses it
-	start time.Time
+	start time.Time  // for progress lines
+	t0    time.Time  // the report's Date: offsets in the report count from it
 
 	mu       sync.Mutex
 	sessions []Session
@@ -265,6 +266,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer b.Close()
 	r.imp = NewImpairer(b.Lab, cfg.Seed)
 	rep := &Report{Date: time.Now(), Config: cfg, Daemon: b.ConfigText(), Machine: machine(), Commit: commit(), Lab: b.Lab.Name}
+	r.t0 = rep.Date
 	r.say("lab %s up; ftbridged pid %d", b.Lab.Name, b.Daemon.Pid())
 
 	// Baseline: healthy and idle, before any client traffic.
