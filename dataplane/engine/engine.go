@@ -127,6 +127,9 @@ type Engine struct {
 
 	nextProbe time.Time
 	nextSweep time.Time
+	// overloadedAt is when the loop last fell behind its ports: a replica
+	// that seems to stall then may only be waiting in a queue.
+	overloadedAt time.Time
 	// rstLimit bounds the RSTs sent for segments of no known connection.
 	rstLimit tokenBucket
 	started  time.Time
@@ -395,6 +398,7 @@ func (e *Engine) readPort(p *port) {
 		e.flushAll()
 	}
 	p.backlogged = true
+	e.overloadedAt = e.now
 }
 
 func (e *Engine) drop(r DropReason) { e.counters.Drops[r].Add(1) }

@@ -92,6 +92,7 @@ func (e *Engine) runProbes() {
 	late := !e.nextProbe.IsZero() && e.now.Sub(e.nextProbe) > e.cfg.Health.Interval
 	e.nextProbe = e.now.Add(e.cfg.Health.Interval)
 	if late {
+		e.overloadedAt = e.now
 		for _, r := range e.replicas {
 			if r.port != nil {
 				r.port.backlogged = true
@@ -210,6 +211,12 @@ func (e *Engine) runPendingFailures() {
 		pf := e.pendingFail[0]
 		e.pendingFail = e.pendingFail[1:]
 		r := e.replicas[pf.id]
+		if pf.reason == failover.ReasonStalled && e.now.Sub(e.overloadedAt) < e.cfg.Health.StallTimeout {
+			// The box itself fell behind (a flood, a starved machine)
+			// within the stall window: the replica's silence may be
+			// ours. Judge again when the box keeps up.
+			continue
+		}
 		if pf.reason == failover.ReasonStalled {
 			// A stalled replica's kernel still answers probes: hold it
 			// out for a while, longer each time it repeats.
