@@ -118,13 +118,14 @@ type Conn struct {
 	cFinSeq seq.Value
 
 	// The view (what the client was shown in the SYN-ACK).
-	vISN   seq.Value
-	vWS    uint8
-	vWSOK  bool
-	vSACK  bool
-	vTS    bool
-	vMSS   uint16
-	tsSent uint32
+	vISN     seq.Value
+	vWS      uint8
+	vWSOK    bool
+	vSACK    bool
+	vTS      bool
+	vMSS     uint16
+	tsSent   uint32 // the view clock: TSval for the next segment to the client
+	tsClient uint32 // the TSval the client last got
 
 	// Output toward the client (view space).
 	out      stream
@@ -395,6 +396,7 @@ func (c *Conn) completeHandshake(now time.Time, out Output) {
 	c.cAck = c.vISN
 	c.cEdge = c.rel.Add(uint32(c.cSynWin))
 	c.tsSent = pm.synTS
+	c.tsClient = pm.synTS
 	c.ackSent = c.cISN.Add(1)
 	c.edgeSent = c.ackSent.Add(uint32(synWin))
 	c.state = StateEstablished

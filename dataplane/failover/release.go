@@ -188,6 +188,7 @@ func (c *Conn) clientHeader(h *Header, sq seq.Value) {
 	if c.vTS {
 		h.HasTS = true
 		h.TSVal = c.tsSent
+		c.tsClient = c.tsSent
 		h.TSEcr = c.tsEcrForClient()
 	}
 	if c.vSACK {

@@ -47,8 +47,11 @@ func (c *Conn) FromReplica(now time.Time, i int, s *Segment, out Output) {
 		}
 		m.tsEcr = s.TSEcr
 		if i == c.primary {
+			// Forward only, and never so far past what the client last
+			// got that it would read as backwards (PAWS compares modulo
+			// 2^32): a bogus TSval must not poison the clock.
 			ts := s.TSVal - m.tsDelta
-			if seq.Value(ts).GreaterThan(seq.Value(c.tsSent)) {
+			if seq.Value(ts).GreaterThan(seq.Value(c.tsSent)) && ts-c.tsClient < 1<<30 {
 				c.tsSent = ts
 			}
 		}
