@@ -299,6 +299,7 @@ func (r *runner) recover(rec *FaultRecord, from int) {
 		rec.Err = strings.TrimSpace(rec.Err + " not recovered: " + firstLine(err.Error()))
 		r.problem("fault %d %s on %s: replicas not healthy %v after healing", rec.N, rec.Kind, rec.Target, recoverWait)
 	}
+	r.waitJoined()
 	rec.Recovered = time.Since(rec.Start)
 	for _, ev := range r.b.Log.Events(from) {
 		switch ev.Kind {
@@ -307,6 +308,34 @@ func (r *runner) recover(rec *FaultRecord, from int) {
 		case engine.EventMemberRemoved:
 			rec.Removed++
 		}
+	}
+}
+
+// joinWait bounds the wait for rejoins to finish after a fault.
+const joinWait = 10 * time.Second
+
+// waitJoined waits until no connection has a member still joining (with
+// rejoin "auto" a recovered replica is replayed into the live connections).
+// A joining member cannot take over yet, so until it has joined its peers
+// are not safe victims, and the next fault would always hit the replica
+// that just came back.
+func (r *runner) waitJoined() {
+	deadline := time.Now().Add(joinWait)
+	for time.Now().Before(deadline) {
+		s, err := r.b.Snapshot(5 * time.Second)
+		if err != nil {
+			return
+		}
+		joining := false
+		for _, c := range s.Conns {
+			for _, m := range c.Members {
+				joining = joining || m.Joining
+			}
+		}
+		if !joining {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
