@@ -76,8 +76,11 @@ type BridgeOptions struct {
 	// NoVary gives every replica the default TCP sysctls (lab.Options).
 	NoVary bool
 	// Impaired puts an impairment point on every link (lab.Options), for
-	// an Impairer.
-	Impaired bool
+	// an Impairer; ImpairedPorts on the listed links only (box ports: "up0",
+	// "rp0", ...), leaving the others plain veth pairs with no userspace
+	// forwarder in the way.
+	Impaired      bool
+	ImpairedPorts []string
 }
 
 // Bridge is a lab with ftbridged in its box and servers on its replicas.
@@ -130,6 +133,9 @@ func NewBridge(o BridgeOptions) (_ *Bridge, err error) {
 			lo.Impaired = append(lo.Impaired, fmt.Sprintf("rp%d", i))
 		}
 		lo.ImpairBin = o.Bins.Impair
+	}
+	if len(o.ImpairedPorts) > 0 {
+		lo.Impaired, lo.ImpairBin = o.ImpairedPorts, o.Bins.Impair
 	}
 	l, err := lab.New(lo)
 	if err != nil {
