@@ -35,7 +35,11 @@ func (c *Conn) trackProgress(now time.Time) {
 		}
 		m.outBehind = behind(m.outBehind, m.contig.LessThan(maxOut), now)
 		m.ackBehind = behind(m.ackBehind, m.ack.LessThan(maxAck), now)
-		m.winBehind = behind(m.winBehind, m.edge == m.ack && maxEdge.GreaterThan(m.edge), now)
+		// A shut window counts only when the member has taken in all the
+		// client sent (a stopped reader); one shut while it waits for a
+		// lost segment (its out-of-order queue filled a smaller buffer)
+		// is loss recovery, not a stall.
+		m.winBehind = behind(m.winBehind, m.edge == m.ack && maxEdge.GreaterThan(m.edge) && m.ack == c.cNxt, now)
 	}
 }
 
