@@ -228,3 +228,49 @@ func TestReproClientLossStall(t *testing.T) {
 		}
 	}
 }
+
+// TestReproStoppedPeerBlamesCloser: with two replicas, the primary's
+// server is stopped (SIGSTOP, a gray failure) just before the client says
+// QUIT. The backup answers "BYE" and closes (FIN); the stopped primary
+// says nothing. The box must keep the replica that is right: the one that
+// closed, since the other one is stalled. It can instead take the closer
+// for a crashed replica (a lone FIN not followed within fin_wait), remove
+// it, promote the stopped one, then find that one stalled too, and reset
+// the client. Found by the soak (a SIGSTOP that landed on a QUIT).
+func TestReproStoppedPeerBlamesCloser(t *testing.T) {
+	needRepro(t)
+	// A short hold-down: the stopped replica is back for the next round.
+	b := newTestBridge(t, BridgeOptions{Replicas: 2, Config: map[string]any{"health": map[string]any{"hold_down": "200ms"}}})
+	fails := 0
+	for i := 0; i < 3; i++ {
+		c, err := b.Dial(LabsvcPort, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		if last, _, err := labsvc.Incr(c, 3); err != nil || last != 3 {
+			t.Fatalf("incr: %d %v", last, err)
+		}
+		from := b.Log.NumEvents()
+		if err := b.SignalServers(0, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		err = labsvc.Quit(c)
+		c.Close()
+		if err != nil {
+			fails++
+			t.Errorf("round %d: QUIT with the primary stopped: %v", i, err)
+			time.Sleep(500 * time.Millisecond) // the follower reads the log every 10 ms
+			for _, ev := range b.Log.Events(from) {
+				t.Logf("  %s %s replica=%s from=%s reason=%s", ev.Time.Format("15:04:05.000"), ev.Kind, ev.Replica, ev.From, ev.Reason)
+			}
+		}
+		if err := b.SignalServers(0, syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.WaitHealthy(30*time.Second, "a", "b"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d of 3 clean closes failed", fails)
+}
