@@ -37,6 +37,12 @@ type Menu struct {
 // errEOF ends the menu when the terminal closes (hang-up, Ctrl-D).
 var errEOF = errors.New("end of input")
 
+// errRebooting ends the menu once a reboot is under way: a menu shown
+// again now would describe a box that is going away (and be killed
+// mid-screen). If the reboot does not happen, the service manager starts a
+// fresh menu.
+var errRebooting = errors.New("rebooting")
+
 type item struct {
 	key   string
 	label func(st Status) string
@@ -99,6 +105,9 @@ func (m *Menu) Run(ctx context.Context) error {
 		if err := picked.run(ctx); err != nil {
 			if errors.Is(err, errEOF) {
 				return m.end(err)
+			}
+			if errors.Is(err, errRebooting) {
+				return m.err
 			}
 			m.printf("Error: %s\n", clip(err.Error(), Width-8))
 			if _, err := m.prompt("Press Enter to continue."); err != nil {
@@ -314,7 +323,10 @@ func (m *Menu) bootOther(ctx context.Context) error {
 		return err
 	}
 	m.printf("Rebooting...\n")
-	return m.Actions.BootOtherSlot(ctx)
+	if err := m.Actions.BootOtherSlot(ctx); err != nil {
+		return err
+	}
+	return errRebooting
 }
 
 func (m *Menu) reboot(ctx context.Context) error {
@@ -323,7 +335,10 @@ func (m *Menu) reboot(ctx context.Context) error {
 		return err
 	}
 	m.printf("Rebooting...\n")
-	return m.Actions.Reboot(ctx)
+	if err := m.Actions.Reboot(ctx); err != nil {
+		return err
+	}
+	return errRebooting
 }
 
 // yes asks a y/N question; anything but y or yes is no.

@@ -378,27 +378,64 @@ func TestBootOtherRebootShell(t *testing.T) {
 	tm.expect("reboots into slot B, ftbridge v2 (slot B) once")
 	tm.send("")
 	tm.expect("Cancelled.")
-	tm.send("5")
-	tm.expect("[y/N]: ")
-	tm.send("y")
-	tm.expect("Rebooting...")
-	tm.expect("Choice [1-7]: ")
-	tm.send("6")
-	tm.expect("Reboot the box now? [y/N]: ")
-	tm.send("y")
-	tm.expect("Rebooting...")
 	tm.send("7")
 	tm.expect("Error: root has no password in this image")
 	tm.send("")
 	tm.expect("Choice [1-7]: ")
-	if c := strings.Join(f.Calls(), ","); c != "boot-other,reboot,root-shell" {
-		t.Fatalf("calls %s", c)
-	}
 	f.otherErr = errors.New("slot B holds no firmware")
 	tm.send("5")
 	tm.expect("Error: slot B holds no firmware")
 	tm.send("")
 	tm.expect("Boot the other firmware once\r\n")
+	f.otherErr = nil
+	tm.send("5")
+	tm.expect("[y/N]: ")
+	tm.send("y")
+	tm.expect("Rebooting...")
+	// A reboot under way ends the menu instead of showing it again.
+	select {
+	case err := <-tm.done:
+		if err != nil {
+			t.Fatalf("Run = %v after a reboot", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("menu still running after the reboot was started")
+	}
+	if c := strings.Join(f.Calls(), ","); c != "root-shell,boot-other" {
+		t.Fatalf("calls %s", c)
+	}
+}
+
+func TestRebootEndsMenu(t *testing.T) {
+	f := &fake{}
+	tm := newTerm(t, f)
+	tm.expect("Choice [1-7]: ")
+	tm.send("6")
+	tm.expect("Reboot the box now? [y/N]: ")
+	tm.send("n")
+	tm.expect("Cancelled.")
+	tm.expect("Choice [1-7]: ")
+	tm.send("6")
+	tm.expect("[y/N]: ")
+	tm.send("y")
+	tm.expect("Rebooting...")
+	select {
+	case err := <-tm.done:
+		if err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("menu still running after the reboot was started")
+	}
+	tm.mu.Lock()
+	rest := tm.buf.String()[tm.pos:]
+	tm.mu.Unlock()
+	if strings.Contains(rest, "Choice") {
+		t.Fatalf("menu shown again after the reboot started:\n%s", rest)
+	}
+	if c := f.Calls(); len(c) != 1 || c[0] != "reboot" {
+		t.Fatalf("calls %v", c)
+	}
 }
 
 func TestMenuEndsOnHangup(t *testing.T) {
