@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -324,4 +326,56 @@ func (b *bridgeLab) after(d time.Duration, f func() error) <-chan error {
 	}()
 	b.t.Cleanup(func() { <-done })
 	return ch
+}
+
+// labWithServers builds a lab with the demo service listening on every
+// replica (for tests that run the engine in-process).
+func labWithServers(t *testing.T, o lab.Options) (*lab.Lab, []*lab.Proc) {
+	t.Helper()
+	needLab(t)
+	l, err := lab.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var servers []*lab.Proc
+	for i := range l.ReplicaNS {
+		p, err := l.Start(l.ReplicaNS[i], bins.labsvc, "-listen", l.VIP.String()+":7000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		servers = append(servers, p)
+		waitListening(t, l, l.ReplicaNS[i], 7000)
+	}
+	return l, servers
+}
+
+// startEngine runs an engine in-process with its sockets, and its loop's
+// thread, in the lab's box namespace (as the daemon runs wholly inside
+// it). stop ends the loop, waits for it and closes the engine.
+func startEngine(t *testing.T, l *lab.Lab, cfg engine.Config) (eng *engine.Engine, ctx context.Context, stop func()) {
+	t.Helper()
+	if err := l.InNS(l.BoxNS, func() error {
+		var err error
+		eng, err = engine.New(cfg)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		if err := l.InNS(l.BoxNS, func() error { return eng.Run(ctx) }); err != nil {
+			t.Errorf("engine: %v", err)
+		}
+		close(done)
+	}()
+	var once sync.Once
+	return eng, ctx, func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			eng.Close()
+		})
+	}
 }

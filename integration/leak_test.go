@@ -1,12 +1,10 @@
 package integration_test
 
 import (
-	"context"
 	"runtime"
 	"testing"
 	"time"
 
-	"github.com/ftbridge/ftbridge/dataplane/engine"
 	"github.com/ftbridge/ftbridge/firmware/config"
 	"github.com/ftbridge/ftbridge/integration/lab"
 	"github.com/ftbridge/ftbridge/integration/labsvc"
@@ -17,40 +15,14 @@ import (
 // input logs are empty and that stopping the engine leaves no goroutine
 // behind.
 func TestEngineLeaks(t *testing.T) {
-	needLab(t)
-	l, err := lab.New(lab.Options{Replicas: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	var servers []*lab.Proc
-	for i := range l.ReplicaNS {
-		p, err := l.Start(l.ReplicaNS[i], bins.labsvc, "-listen", l.VIP.String()+":7000")
-		if err != nil {
-			t.Fatal(err)
-		}
-		servers = append(servers, p)
-		waitListening(t, l, l.ReplicaNS[i], 7000)
-	}
+	l, servers := labWithServers(t, lab.Options{Replicas: 2})
 	baseline := runtime.NumGoroutine()
 
 	cfg := config.Default()
 	cfg.Services[0].Ports = []int{7000}
 	cfg.Timers.TimeWait = config.Duration(300 * time.Millisecond)
-	var eng *engine.Engine
-	if err := l.InNS(l.BoxNS, func() error {
-		var err error
-		eng, err = engine.New(cfg.Dataplane())
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		l.InNS(l.BoxNS, func() error { return eng.Run(ctx) })
-		close(done)
-	}()
+	eng, ctx, stop := startEngine(t, l, cfg.Dataplane())
+	t.Cleanup(stop)
 	events, unsubscribe := eng.Subscribe(64)
 	go func() {
 		for range events {
@@ -109,9 +81,7 @@ func TestEngineLeaks(t *testing.T) {
 		t.Fatalf("opened %d closed %d active %d", c.ConnsOpened.Load(), c.ConnsClosed.Load(), c.ActiveConns.Load())
 	}
 	unsubscribe()
-	cancel()
-	<-done
-	eng.Close()
+	stop()
 	deadline = time.Now().Add(5 * time.Second)
 	for runtime.NumGoroutine() > baseline {
 		if time.Now().After(deadline) {

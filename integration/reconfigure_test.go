@@ -1,7 +1,6 @@
 package integration_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -15,39 +14,11 @@ import (
 // a live connection that a change does not concern keeps going; removing
 // its primary replica fails it over like a failure would.
 func TestReconfigureLive(t *testing.T) {
-	needLab(t)
-	l, err := lab.New(lab.Options{Replicas: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	for i := range l.ReplicaNS {
-		if _, err := l.Start(l.ReplicaNS[i], bins.labsvc, "-listen", l.VIP.String()+":7000"); err != nil {
-			t.Fatal(err)
-		}
-		waitListening(t, l, l.ReplicaNS[i], 7000)
-	}
+	l, _ := labWithServers(t, lab.Options{Replicas: 3})
 	cfg := config.Default()
 	cfg.Services[0].Ports = []int{7000}
-	var eng *engine.Engine
-	if err := l.InNS(l.BoxNS, func() error {
-		var err error
-		eng, err = engine.New(cfg.Dataplane())
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	// The loop runs on a thread inside the box namespace, as in the
-	// daemon, so that ports it opens later are the box's.
-	go func() {
-		if err := l.InNS(l.BoxNS, func() error { return eng.Run(ctx) }); err != nil {
-			t.Errorf("engine: %v", err)
-		}
-		close(done)
-	}()
-	t.Cleanup(func() { cancel(); <-done; eng.Close() })
+	eng, ctx, stop := startEngine(t, l, cfg.Dataplane())
+	t.Cleanup(stop)
 	events, unsub := eng.Subscribe(1024)
 	defer unsub()
 
