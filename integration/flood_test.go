@@ -318,13 +318,13 @@ func daemonUp(t *testing.T, b *soak.Bridge) {
 
 // TestFloodACK floods the service port with ACKs of no connection from
 // spoofed sources while two verified downloads run: first 80,000 at 40,000
-// per second, which the box must absorb (every one counted, the streams
-// keeping at least 30% of their throughput), then 300,000 as fast as one
+// per second, which the box must absorb (every one counted; goal: the
+// streams keep 30% of their throughput), then 300,000 as fast as one
 // raw socket goes, past what the box's single loop handles. Each is
 // dropped and counted as no-connection (the box answers it with an RST, as
 // a host would). Past capacity the uplink socket overflows: the kernel
 // drops frames, the flood's and the clients' alike, which no counter of the
-// box shows; the streams must keep moving (1%).
+// box shows; the streams must keep moving (goal: 1%).
 func TestFloodACK(t *testing.T) {
 	b := newFloodLab(t, nil)
 	rss := watchRSS(t, b)
