@@ -220,6 +220,10 @@ func (e *Engine) runPendingFailures() {
 		if pf.reason == failover.ReasonStalled {
 			// A stalled replica's kernel still answers probes: hold it
 			// out for a while, longer each time it repeats.
+			if !r.holdUntil.IsZero() && e.now.Sub(r.holdUntil) > 16*e.cfg.Health.HoldDown {
+				// Long enough without a stall: start over from one hold_down.
+				r.holdFactor = 0
+			}
 			r.holdFactor = min(max(r.holdFactor*2, 1), 64)
 			r.holdUntil = e.now.Add(time.Duration(r.holdFactor) * e.cfg.Health.HoldDown)
 		}

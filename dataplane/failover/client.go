@@ -35,6 +35,7 @@ func (c *Conn) FromClient(now time.Time, s *Segment, out Output) {
 	fin := s.Flags.Has(pkt.TCPFlagFin)
 	end := seq.Value(s.Seq).Add(n)
 	c.logInput(seq.Value(s.Seq), s.Payload)
+	c.failOrphanedJoins(now, out)
 	if fin {
 		if !c.cFin {
 			c.cFin, c.cFinSeq = true, end

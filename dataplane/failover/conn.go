@@ -152,11 +152,13 @@ type Conn struct {
 	// Input log (client space) for rejoins, and a running hash of the
 	// output trimmed from out, so a joining replica's replayed output can
 	// be checked against what the client got.
-	in         stream
-	inPending  []pendingInput
-	logOff     bool // the log overflowed or was never kept: no rejoin
-	outHash    *maphash.Hash
-	outHashEnd seq.Value // the hash covers view bytes before this
+	in        stream
+	inPending []pendingInput
+	logOff    bool // the log overflowed or was never kept: no rejoin
+	// joinsOrphaned: the log was dropped while joins were under way.
+	joinsOrphaned bool
+	outHash       *maphash.Hash
+	outHashEnd    seq.Value // the hash covers view bytes before this
 
 	// Stats for the management plane.
 	BytesIn, BytesOut uint64

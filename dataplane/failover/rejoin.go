@@ -152,11 +152,23 @@ func (c *Conn) appendLog(b []byte) bool {
 // dropLog gives the input log up: the connection is no longer
 // re-joinable, and joins under way fail.
 func (c *Conn) dropLog() {
+	// Joins under way lose their input: they fail (the caller's next
+	// step, failPendingJoins, reports it; nothing may touch the log or the
+	// hash from here on).
+	c.joinsOrphaned = true
 	c.p.Log.Used -= int64(c.in.len())
 	c.in = stream{base: c.in.end()}
 	c.inPending = nil
 	c.logOff = true
 	c.outHash = nil
+}
+
+// failOrphanedJoins fails the joins whose input log went away.
+func (c *Conn) failOrphanedJoins(now time.Time, out Output) {
+	if c.joinsOrphaned {
+		c.joinsOrphaned = false
+		c.failJoins(now, ReasonLogDropped, out)
+	}
 }
 
 // freeLog returns the log's budget (the connection closes).
@@ -202,6 +214,10 @@ func (c *Conn) joinTrimLimit(to seq.Value) seq.Value {
 func (c *Conn) joinSynAck(now time.Time, i int, s *Segment, out Output) {
 	m := &c.members[i]
 	j := m.join
+	if c.logOff || c.outHash == nil {
+		c.failJoin(now, i, ReasonLogDropped, out)
+		return
+	}
 	if seq.Value(s.Ack) != c.cISN.Add(1) {
 		return
 	}
@@ -252,6 +268,10 @@ func (c *Conn) joinSynAck(now time.Time, i int, s *Segment, out Output) {
 func (c *Conn) joinFromReplica(now time.Time, i int, s *Segment, out Output) {
 	m := &c.members[i]
 	j := m.join
+	if c.logOff && !s.Flags.Has(pkt.TCPFlagRst) {
+		c.failJoin(now, i, ReasonLogDropped, out)
+		return
+	}
 	switch {
 	case s.Flags.Has(pkt.TCPFlagRst):
 		c.failJoin(now, i, ReasonRST, out)
@@ -350,6 +370,10 @@ func (c *Conn) replay(now time.Time, i int, out Output) {
 	m := &c.members[i]
 	j := m.join
 	if j == nil || !j.synAcked {
+		return
+	}
+	if c.logOff || j.replayNxt.LessThan(c.in.base) {
+		c.failJoin(now, i, ReasonLogDropped, out)
 		return
 	}
 	if j.replayNxt.LessThan(m.ack) {

@@ -200,3 +200,30 @@ func TestTolerantDivergenceBehindClientAck(t *testing.T) {
 		}
 	}
 }
+
+// The input log overflowing while a join is under way fails the join; the
+// joiner's late SYN-ACK and data then meet a gone member, not a nil log.
+func TestRejoinLogDroppedMidJoin(t *testing.T) {
+	p := testParams()
+	p.LogMax = 16
+	f := newFix2(t, p)
+	f.clientData(0, "GET1")
+	f.repData(0, 0, "RESP1")
+	f.repData(1, 0, "RESP1")
+	f.clientAck(5)
+	f.c.RemoveReplica(f.now, 10, ReasonReplicaDown, false, f.o)
+	if !f.c.Join(f.now, 10, f.o) {
+		t.Fatal("Join refused")
+	}
+	f.o.drain()
+	f.clientData(5, "0123456789abcdef") // overflows the 16-byte log
+	if ev := eventsOf(f.o.takeEvents(), EventJoinFailed); len(ev) != 1 || ev[0].Reason != ReasonLogDropped {
+		t.Fatalf("want join-failed(log-dropped), got %v", ev)
+	}
+	f.reps[0] = rc(10, 0x8000_0000, 42)
+	f.fromRep(0, f.reps[0].synAck(f.cli.isn, f.cTS))
+	f.repData(0, 0, "RESP1")
+	if f.c.State() != StateEstablished || f.c.Redundancy() != 1 {
+		t.Fatalf("state %v redundancy %d", f.c.State(), f.c.Redundancy())
+	}
+}

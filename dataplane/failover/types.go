@@ -142,11 +142,12 @@ const (
 	ReasonJoinLagging           // the joiner held back so much output that it had to go
 	ReasonClosing               // the connection began closing during a rejoin
 	ReasonTolerated             // output differed before the client's ACK (tolerant mode)
+	ReasonLogDropped            // the input log a join needed was given up
 )
 
 var reasonNames = [...]string{"", "rst", "lone-fin", "diverged", "stalled", "replica-down", "syn-timeout",
 	"option-mismatch", "late", "disabled", "hold-overflow", "client-rst", "no-replica", "closed", "idle", "embryonic",
-	"join-timeout", "join-mismatch", "join-lagging", "closing", "tolerated"}
+	"join-timeout", "join-mismatch", "join-lagging", "closing", "tolerated", "log-dropped"}
 
 // String returns the reason's name.
 func (r Reason) String() string {
