@@ -177,7 +177,20 @@ func (c *Conn) windowForMember(m *member, ack seq.Value, w uint16) uint16 {
 	if c.vWSOK {
 		bytes <<= c.cWS
 	}
-	return c.scaleForMember(m, c.capWindow(ack, bytes))
+	return c.scaleForMember(m, c.capWindow(ack, bytes)+c.clampGap(m, ack))
+}
+
+// clampGap is how far the ACK a member gets fell short of the view's
+// (clamped to what it sent): its window grows by as much, so that every
+// member sees the same right edge and a lagging one can catch up instead
+// of being held behind its peers (and taken for stalled).
+func (c *Conn) clampGap(m *member, ack seq.Value) uint32 {
+	want := ack.Add(m.delta)
+	got := c.ackForMember(m, ack)
+	if want.GreaterThan(got) {
+		return want.Sub(got)
+	}
+	return 0
 }
 
 // capWindow limits a window of n bytes from view offset ack so that its

@@ -351,7 +351,7 @@ func (c *Conn) memberHeader(m *member, a seq.Value) Header {
 	if c.cEdge.GreaterThan(a) {
 		win = c.cEdge.Sub(a)
 	}
-	h.Window = c.scaleForMember(m, c.capWindow(a, win))
+	h.Window = c.scaleForMember(m, c.capWindow(a, win)+c.clampGap(m, a))
 	m.zeroWin = h.Window == 0 && c.capWindow(a, win) < win
 	if m.hasTS {
 		h.HasTS = true
