@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/ftbridge/ftbridge/dataplane/failover"
@@ -46,7 +47,6 @@ type replica struct {
 	srtt      time.Duration            // smoothed probe round trip
 	svcLast   []time.Time
 	lastARP   time.Time
-	probeSent time.Time
 	rtt       time.Duration
 }
 
@@ -237,7 +237,6 @@ func (e *Engine) sendProbes(r *replica) {
 	if r.port == nil {
 		return
 	}
-	r.probeSent = e.now
 	vip := e.services[0].addr.Addr()
 	buf := e.txBuf(r.port, smallTxBufSize)
 	n := r.port.hdrRoom()
@@ -256,7 +255,7 @@ func (e *Engine) sendProbes(r *replica) {
 		r.prevPorts[s][0] = sentProbe{r.probePort[s], e.now}
 		svc := e.services[s].addr
 		h := failover.Header{Seq: uint32(e.now.UnixNano()), Flags: pkt.TCPFlagSyn, Window: 1024, MSS: 536, WScale: -1}
-		e.sendTCP(r.port, r.peer, r.port.mac, netipAddrPort(e.probeSrc, r.probePort[s]), svc, &h, nil)
+		e.sendTCP(r.port, r.peer, r.port.mac, netip.AddrPortFrom(e.probeSrc, r.probePort[s]), svc, &h, nil)
 	}
 }
 
@@ -285,7 +284,7 @@ func (e *Engine) probeReply(r *replica, f *pkt.Frame) {
 				r.srtt += (r.rtt - r.srtt) / 8
 			}
 			h := failover.Header{Seq: t.Ack(), Flags: pkt.TCPFlagRst, WScale: -1}
-			e.sendTCP(r.port, r.peer, r.port.mac, netipAddrPort(e.probeSrc, t.DstPort()), e.services[s].addr, &h, nil)
+			e.sendTCP(r.port, r.peer, r.port.mac, netip.AddrPortFrom(e.probeSrc, t.DstPort()), e.services[s].addr, &h, nil)
 		}
 		return
 	}

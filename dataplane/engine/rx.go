@@ -9,8 +9,6 @@ import (
 	"github.com/ftbridge/ftbridge/dataplane/pkt"
 )
 
-func netipAddrPort(a netip.Addr, p uint16) netip.AddrPort { return netip.AddrPortFrom(a, p) }
-
 // handleFrame classifies one received frame (with its virtio header when
 // the port has one).
 func (e *Engine) handleFrame(p *port, b []byte) {
@@ -157,8 +155,8 @@ func (e *Engine) handleIPv4(p *port, r *replica, vh pkt.VNetHdr, b []byte) {
 			return
 		}
 		e.learnNeighbor(ip.Src(), f.Eth.Src())
-		si, ok := e.svcIndex[netipAddrPort(ip.Dst(), tcp.DstPort())]
-		if !ok || (e.services[si].retired && e.conns[failover.Key{Client: netipAddrPort(ip.Src(), tcp.SrcPort()), Service: e.services[si].addr}] == nil) {
+		si, ok := e.svcIndex[netip.AddrPortFrom(ip.Dst(), tcp.DstPort())]
+		if !ok || (e.services[si].retired && e.conns[failover.Key{Client: netip.AddrPortFrom(ip.Src(), tcp.SrcPort()), Service: e.services[si].addr}] == nil) {
 			e.bridgeOther(p, r, vh, b)
 			return
 		}
@@ -173,7 +171,7 @@ func (e *Engine) handleIPv4(p *port, r *replica, vh pkt.VNetHdr, b []byte) {
 		e.probeReply(r, f)
 		return
 	}
-	si, ok := e.svcIndex[netipAddrPort(ip.Src(), tcp.SrcPort())]
+	si, ok := e.svcIndex[netip.AddrPortFrom(ip.Src(), tcp.SrcPort())]
 	if !ok {
 		e.bridgeOther(p, r, vh, b)
 		return
@@ -206,7 +204,7 @@ func (e *Engine) segment(f *pkt.Frame, vh pkt.VNetHdr) *failover.Segment {
 // fromClient runs a client segment through its connection.
 func (e *Engine) fromClient(si int, f *pkt.Frame, vh pkt.VNetHdr) {
 	key := failover.Key{
-		Client:  netipAddrPort(f.IP.Src(), f.TCP.SrcPort()),
+		Client:  netip.AddrPortFrom(f.IP.Src(), f.TCP.SrcPort()),
 		Service: e.services[si].addr,
 	}
 	s := e.segment(f, vh)
@@ -270,7 +268,7 @@ func (e *Engine) forget(ce *connEntry) {
 // fromReplica runs a replica's segment through its connection.
 func (e *Engine) fromReplica(r *replica, si int, f *pkt.Frame, vh pkt.VNetHdr) {
 	key := failover.Key{
-		Client:  netipAddrPort(f.IP.Dst(), f.TCP.DstPort()),
+		Client:  netip.AddrPortFrom(f.IP.Dst(), f.TCP.DstPort()),
 		Service: e.services[si].addr,
 	}
 	s := e.segment(f, vh)
@@ -414,7 +412,7 @@ func (e *Engine) icmpUnreachable(r *replica, ip pkt.IPv4) bool {
 		return false
 	}
 	tcp := quoted[quoted.HeaderLen():]
-	src := netipAddrPort(quoted.Src(), uint16(tcp[0])<<8|uint16(tcp[1]))
+	src := netip.AddrPortFrom(quoted.Src(), uint16(tcp[0])<<8|uint16(tcp[1]))
 	if _, ok := e.svcIndex[src]; !ok {
 		return false
 	}
