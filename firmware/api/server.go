@@ -48,6 +48,15 @@ type Options struct {
 	// 503.
 	Reboot       func() error
 	FactoryReset func() error
+	// Updater installs firmware bundles and reports the boot slots; nil
+	// answers 503 on /system/update (POST) and /system/slots.
+	Updater Updater
+	// UpdateDir is where uploaded bundles are kept while RAUC installs
+	// them: on the data partition, since RAM is smaller than a bundle.
+	// Created 0700; required with Updater.
+	UpdateDir string
+	// MaxBundle bounds an uploaded bundle; zero means DefaultMaxBundle.
+	MaxBundle int64
 	// Version is the firmware version reported by /status.
 	Version string
 	// Started is when the daemon started; zero means now.
@@ -65,6 +74,9 @@ type Server struct {
 	sseKeepalive time.Duration
 	// afterResponse runs reboot and reset hooks; tests make it synchronous.
 	afterResponse func(func())
+
+	// upd is the firmware install's state (one at a time).
+	upd updates
 
 	mu     sync.Mutex
 	closed bool
@@ -88,6 +100,10 @@ func New(o Options) *Server {
 	s := &Server{
 		o: o, now: time.Now, sseKeepalive: 15 * time.Second, ctx: ctx, stop: cancel,
 		afterResponse: func(f func()) { time.AfterFunc(200*time.Millisecond, f) },
+	}
+	s.upd.st.State = UpdateIdle
+	if o.UpdateDir != "" {
+		removeStaleBundles(o.UpdateDir)
 	}
 	s.metrics = newMetrics(s)
 	s.router = s.buildRouter()
@@ -180,6 +196,9 @@ func (s *Server) buildRouter() *mux.Router {
 		{"DELETE", v1 + "/system/tokens/{id}", false, s.handleTokenRevoke},
 		{"GET", v1 + "/system/tls", false, s.handleTLSGet},
 		{"PUT", v1 + "/system/tls", false, s.handleTLSPut},
+		{"GET", v1 + "/system/update", false, s.handleUpdateGet},
+		{"POST", v1 + "/system/update", false, s.handleUpdatePost},
+		{"GET", v1 + "/system/slots", false, s.handleSlots},
 	} {
 		s.handle(r, rt.method, rt.path, rt.public, rt.h)
 	}
