@@ -43,6 +43,9 @@ type Options struct {
 	NewEngine func(engine.Config) (Engine, error)
 	// Reboot reboots the appliance; nil runs `systemctl reboot`.
 	Reboot func() error
+	// Updater installs firmware bundles; nil means RAUC when the system
+	// has it set up (/etc/rauc/system.conf), else updates answer 503.
+	Updater api.Updater
 
 	// listen opens listeners; tests map addresses to free ports.
 	listen func(network, addr string) (net.Listener, error)
@@ -62,6 +65,8 @@ type Plane struct {
 	listeners map[string]*listener // by role: "https", "http"
 	stopWD    context.CancelFunc
 	wdDone    chan struct{}
+	stopUpd   context.CancelFunc
+	updDone   chan struct{}
 	closed    bool
 }
 
@@ -85,6 +90,9 @@ func Start(o Options) (_ *Plane, err error) {
 	}
 	if o.Reboot == nil {
 		o.Reboot = func() error { return exec.Command("systemctl", "reboot").Run() }
+	}
+	if o.Updater == nil {
+		o.Updater = systemUpdater()
 	}
 	p := &Plane{o: o, listeners: map[string]*listener{}}
 	defer func() {
@@ -128,6 +136,7 @@ func Start(o Options) (_ *Plane, err error) {
 	p.API = api.New(api.Options{
 		Dataplane: p.DP, Config: p.Config, Events: p.Events, Auth: p.Auth, Certs: p.Certs, UI: o.UI,
 		Reboot: o.Reboot, FactoryReset: p.factoryReset, Version: o.Version,
+		Updater: o.Updater, UpdateDir: filepath.Join(o.DataDir, "update"),
 	})
 	if err := p.listenAll(cur.Config); err != nil {
 		return nil, err
@@ -143,6 +152,12 @@ func Start(o Options) (_ *Plane, err error) {
 	p.Events.Add(events.Event{Kind: "daemon-started", Detail: fmt.Sprintf("version %s, configuration %d", o.Version, cur.Version)})
 	sysd.Ready()
 	sysd.Status("%s", p.statusText(true))
+	uctx, ucancel := context.WithCancel(context.Background())
+	p.stopUpd, p.updDone = ucancel, make(chan struct{})
+	go func() {
+		defer close(p.updDone)
+		p.watchUpdateEvents(uctx, 5*time.Second)
+	}()
 	wctx, wcancel := context.WithCancel(context.Background())
 	p.stopWD, p.wdDone = wcancel, make(chan struct{})
 	go func() {
@@ -306,6 +321,10 @@ func (p *Plane) Close() error {
 	if p.stopWD != nil {
 		p.stopWD()
 		<-p.wdDone
+	}
+	if p.stopUpd != nil {
+		p.stopUpd()
+		<-p.updDone
 	}
 	if p.API != nil {
 		p.API.Close() // ends event streams, which Shutdown would wait for
