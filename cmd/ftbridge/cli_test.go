@@ -93,6 +93,12 @@ type daemon struct {
 // serving HTTPS on a loopback port as configured.
 func startDaemon(t *testing.T) *daemon {
 	t.Helper()
+	return startDaemonWith(t, nil)
+}
+
+// startDaemonWith is startDaemon with the plane's options changed by set.
+func startDaemonWith(t *testing.T, set func(*mgmt.Options)) *daemon {
+	t.Helper()
 	d := &daemon{t: t, dir: t.TempDir()}
 	d.data = filepath.Join(d.dir, "data")
 	port := freePort(t)
@@ -105,14 +111,18 @@ func startDaemon(t *testing.T) *daemon {
 	cfg := filepath.Join(d.dir, "config.json")
 	os.WriteFile(cfg, []byte(doc), 0o600)
 	t.Setenv("NOTIFY_SOCKET", "")
-	p, err := mgmt.Start(mgmt.Options{ConfigPath: cfg, DataDir: d.data, Version: "cli-test",
+	o := mgmt.Options{ConfigPath: cfg, DataDir: d.data, Version: "cli-test",
 		NewEngine: func(c engine.Config) (mgmt.Engine, error) {
 			f := &fakeEngine{cfg: c, admin: map[string]string{}}
 			d.mu.Lock()
 			d.engines = append(d.engines, f)
 			d.mu.Unlock()
 			return f, nil
-		}})
+		}}
+	if set != nil {
+		set(&o)
+	}
+	p, err := mgmt.Start(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -155,16 +155,22 @@ func (c *client) request(method, path string, body []byte, timeout time.Duration
 		return nil, err
 	}
 	if res.StatusCode >= 400 {
-		defer res.Body.Close()
-		data, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
-		var eb struct{ Error apiError }
-		if json.Unmarshal(data, &eb) != nil || eb.Error.Code == "" {
-			return nil, fmt.Errorf("%s %s: HTTP %d: %s", method, path, res.StatusCode, strings.TrimSpace(string(data)))
-		}
-		eb.Error.Status = res.StatusCode
-		return nil, &eb.Error
+		return nil, errorAnswer(method, path, res)
 	}
 	return res, nil
+}
+
+// errorAnswer reads an error answer: the API's JSON error as *apiError,
+// anything else (a proxy's page) as text.
+func errorAnswer(method, path string, res *http.Response) error {
+	defer res.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	var eb struct{ Error apiError }
+	if json.Unmarshal(data, &eb) != nil || eb.Error.Code == "" {
+		return fmt.Errorf("%s %s: HTTP %d: %s", method, path, res.StatusCode, strings.TrimSpace(string(data)))
+	}
+	eb.Error.Status = res.StatusCode
+	return &eb.Error
 }
 
 // call sends a JSON request and decodes the JSON answer into out (or
