@@ -34,6 +34,9 @@ type Options struct {
 	Version string
 	// Reboot and FactoryReset, if set, are the system actions.
 	Reboot, FactoryReset func() error
+	// Updater, if set, installs firmware bundles (uploads are kept in a
+	// directory of the appliance's).
+	Updater api.Updater
 }
 
 // Appliance is a running management plane with the dashboard, served over
@@ -100,6 +103,7 @@ func Start(t testing.TB, o Options) *Appliance {
 		Dataplane: o.Dataplane, Config: a.Config, Events: a.Events, Auth: a.Auth, Certs: certs,
 		UI: webui.Handler(), Version: version, Reboot: o.Reboot, FactoryReset: o.FactoryReset,
 		Started: time.Now().Add(-42 * time.Minute),
+		Updater: o.Updater, UpdateDir: filepath.Join(a.Dir, "update"),
 	})
 	a.Events.Add(events.Event{Kind: "daemon-started", Detail: "version " + version})
 	a.Server = httptest.NewTLSServer(a.API.Handler())

@@ -1,9 +1,10 @@
-// System: version and uptime, password, API tokens, the HTTPS certificate,
-// reboot and factory reset.
+// System: version and uptime, firmware slots and updates, password, API
+// tokens, the HTTPS certificate, reboot and factory reset.
 
 import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api.js';
-import { html, KV, FieldError, confirmAction, notify } from '../ui.js';
+import { html, KV, FieldError, confirmAction, notify, useInterval } from '../ui.js';
+import { slotText, updateSummary, uploadBundle } from '../lib/update.js';
 import { checkNewPassword } from '../lib/password.js';
 import { fmtDuration, fmtTime } from '../lib/format.js';
 
@@ -152,6 +153,104 @@ async function waitForReturn() {
   return false;
 }
 
+/**
+ * Firmware shows the A/B slots and installs an update bundle: upload with
+ * progress, RAUC's install progress, then a reboot into the new slot on
+ * trial (committed once the daemon is healthy, else rolled back by the
+ * boot loader).
+ */
+function Firmware() {
+  const [slots, setSlots] = useState(null);
+  const [unavailable, setUnavailable] = useState('');
+  const [st, setSt] = useState(null);
+  const [file, setFile] = useState(null);
+  const [sent, setSent] = useState(null);
+  const [err, setErr] = useState('');
+  const [rebooting, setRebooting] = useState('');
+  const loadSlots = async () => {
+    try {
+      setSlots(await api.get('/system/slots'));
+      setUnavailable('');
+    } catch (e) {
+      if (e.status === 503) setUnavailable(e.message);
+      else setErr(e.message);
+    }
+  };
+  const loadState = async () => {
+    const next = await api.get('/system/update');
+    setSt((prev) => {
+      // The install just ended: the slots changed.
+      if (prev && (prev.state === 'installing' || prev.state === 'receiving') && next.state !== prev.state) loadSlots();
+      return next;
+    });
+  };
+  useEffect(() => {
+    loadSlots();
+    loadState().catch((e) => setErr(e.message));
+  }, []);
+  const sum = updateSummary(st);
+  useInterval(() => {
+    if (sum.busy && sent === null) loadState().catch(() => {});
+  }, 1000);
+  const install = async (e) => {
+    e.preventDefault();
+    if (!file) return;
+    const ok = await confirmAction({
+      title: `Install ${file.name}?`,
+      body: html`<p>The bundle is written to the slot that is not running; the running firmware and live connections are not touched. It runs only after a reboot, on trial.</p>`,
+      action: 'Install',
+    });
+    if (!ok) return;
+    setErr('');
+    setSent(0);
+    try {
+      setSt(await uploadBundle(file, api.csrf, (n) => setSent(n)));
+    } catch (x) {
+      setErr(x.message);
+      loadState().catch(() => {});
+    } finally {
+      setSent(null);
+    }
+  };
+  const reboot = async () => {
+    const ok = await confirmAction({
+      title: 'Reboot into the new firmware?',
+      body: html`<p>Every live connection is dropped while the appliance restarts. The new firmware runs on trial: it is committed once the daemon is healthy; if it is not, the appliance reboots into the current firmware by itself.</p>`,
+      action: 'Reboot to trial', danger: true,
+    });
+    if (!ok) return;
+    try {
+      await api.post('/system/reboot');
+      setRebooting('Rebooting into the new firmware… this page reconnects when the appliance is back.');
+      if (await waitForReturn()) location.reload();
+    } catch (x) {
+      notify(x.message, 'error');
+    }
+  };
+  if (unavailable) return html`<p class="muted" data-testid="slots-unavailable">${unavailable}</p>`;
+  const uploading = sent !== null;
+  return html`
+    ${slots && html`<div class="table-wrap"><table class="data" data-testid="slots">
+      <thead><tr><th scope="col">Slot</th><th scope="col">State</th><th scope="col">Version</th><th scope="col">Running</th><th scope="col">Next boot</th></tr></thead>
+      <tbody>${slots.slots.map((s) => html`<tr key=${s.slot}>
+        <td>${s.slot}</td><td>${slotText(s)}</td><td>${s.version || html`<span class="muted">none</span>`}</td>
+        <td>${s.booted ? 'yes' : ''}</td><td>${s.slot === slots.next ? 'yes' : ''}</td></tr>`)}</tbody>
+    </table></div>`}
+    ${slots && slots.trial && html`<p class="alarm warn" role="status">Slot ${slots.booted} runs on trial: it is committed once the daemon is healthy; otherwise the appliance goes back to slot ${slots.booted === 'A' ? 'B' : 'A'} by itself.</p>`}
+    <form class="stack" onSubmit=${install} data-testid="update-form">
+      <div class="row">
+        <label class="field">Update bundle (.raucb, signed)<input type="file" accept=".raucb" data-testid="bundle-file" onChange=${(e) => setFile(e.currentTarget.files[0] || null)} disabled=${uploading || sum.busy} /></label>
+        <div class="row-actions"><button class="btn primary" type="submit" disabled=${!file || uploading || sum.busy}>Install update</button></div>
+      </div>
+      ${uploading && html`<p role="status">Uploading: ${file && file.size ? Math.floor((100 * sent) / file.size) : 0}%<br /><progress max=${file ? file.size : 1} value=${sent} aria-label="Upload progress"></progress></p>`}
+      ${!uploading && sum.text && html`<p class=${`alarm ${sum.level === 'error' ? 'crit' : 'info'}`} role="status" data-testid="update-state">${sum.text}
+        ${sum.percent != null && sum.busy && html`<br /><progress max="100" value=${sum.percent} aria-label="Install progress"></progress>`}</p>`}
+      <${FieldError} id="update-err" text=${err} />
+    </form>
+    ${sum.reboot && html`<div class="actions"><button class="btn danger" onClick=${reboot} data-testid="reboot-trial">Reboot to run the new firmware on trial…</button></div>`}
+    ${rebooting && html`<p class="alarm warn" role="status">${rebooting}</p>`}`;
+}
+
 function Danger() {
   const [state, setState] = useState('');
   const reboot = async () => {
@@ -197,11 +296,11 @@ export function System({ live, onPasswordChanged }) {
         ['Up for', html`<span title=${fmtTime(st.started, now)}>${fmtDuration(st.uptime_seconds)}</span>`],
         ['Dataplane', `${st.dataplane.running ? 'running' : 'stopped'} since ${fmtTime(st.dataplane.started, now)}, ${st.dataplane.restarts} restart${st.dataplane.restarts === 1 ? '' : 's'}`],
         ['Configuration', `version ${st.config.version}${st.config.pending ? ' (awaiting confirmation)' : ''}`],
-        ['Firmware slots', st.slots ? st.slots.map((s) => `${s.name}: ${s.version || '?'}${s.booted ? ' (running)' : ''}`).join(', ') : html`<span class="muted">not reported by the API</span>`],
         ['Drops', Object.entries(st.drops || {}).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'],
       ]} />`}
       <p class="small"><a href="/api/v1/openapi.json">OpenAPI document</a> · <a href="/metrics">Prometheus metrics</a> · <a href="/licenses.txt">Licences of the dashboard's libraries</a></p>
     </section>
+    <section class="card" aria-labelledby="fw-title"><h2 id="fw-title">Firmware</h2><${Firmware} /></section>
     <section class="card" aria-labelledby="pw-title"><h2 id="pw-title">Admin password</h2><${PasswordForm} onChanged=${onPasswordChanged} /></section>
     <section class="card" aria-labelledby="tok-title"><h2 id="tok-title">API tokens</h2><${Tokens} /></section>
     <section class="card" aria-labelledby="tls-title"><h2 id="tls-title">HTTPS certificate</h2><${Certificate} /></section>
