@@ -22,6 +22,12 @@ type Health struct {
 	Poll time.Duration
 	// Unit is the daemon's unit; empty means ftbridged.service.
 	Unit string
+	// FailedFor is how long the unit may stay "failed" before Wait gives
+	// up early; zero means 5 s. systemd leaves a unit failed only when it
+	// will not restart it (Restart= is exhausted: the start limit was
+	// hit), so waiting out Timeout then only delays a rollback. The grace
+	// covers an operator's restart racing the check.
+	FailedFor time.Duration
 }
 
 // Wait returns nil once the daemon is healthy, or an error saying what it
@@ -37,7 +43,11 @@ func (h *Health) Wait(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.Timeout)
 	defer cancel()
-	var upSince time.Time
+	failedFor := h.FailedFor
+	if failedFor <= 0 {
+		failedFor = 5 * time.Second
+	}
+	var upSince, failedSince time.Time
 	var restarts string
 	last := "not checked"
 	for {
@@ -49,6 +59,13 @@ func (h *Health) Wait(ctx context.Context) error {
 			}
 		}
 		last = props["ActiveState"] + "/" + props["SubState"] + ", restarts " + props["NRestarts"]
+		if props["ActiveState"] != "failed" {
+			failedSince = time.Time{}
+		} else if failedSince.IsZero() {
+			failedSince = time.Now()
+		} else if time.Since(failedSince) >= failedFor {
+			return fmt.Errorf("%s failed and systemd does not restart it any more (last: %s)", unit, last)
+		}
 		switch {
 		case props["ActiveState"] != "active":
 			upSince = time.Time{}

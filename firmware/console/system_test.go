@@ -392,4 +392,18 @@ func TestHealthWait(t *testing.T) {
 	if err := h.Wait(context.Background()); err == nil || !strings.Contains(err.Error(), "failed/failed") {
 		t.Fatalf("failed unit: %v", err)
 	}
+	// A unit systemd gave up on (start limit hit) fails the check at once,
+	// not after Timeout: the trial's rollback need not wait.
+	h = &Health{Command: seq("ActiveState=activating\nSubState=auto-restart\nNRestarts=4\n", "ActiveState=failed\nSubState=failed\nNRestarts=5\n"),
+		Timeout: time.Minute, Stable: time.Second, Poll: 10 * time.Millisecond, FailedFor: 100 * time.Millisecond}
+	start := time.Now()
+	if err := h.Wait(context.Background()); err == nil || !strings.Contains(err.Error(), "does not restart it") || time.Since(start) > 10*time.Second {
+		t.Fatalf("unit left failed: %v after %s", err, time.Since(start))
+	}
+	// Failed only for a moment (an operator restarted it): keep waiting.
+	h = &Health{Command: seq("ActiveState=failed\nSubState=failed\nNRestarts=5\n", "ActiveState=activating\nSubState=start\nNRestarts=0\n", up),
+		Timeout: 5 * time.Second, Stable: 50 * time.Millisecond, Poll: 10 * time.Millisecond, FailedFor: time.Second}
+	if err := h.Wait(context.Background()); err != nil {
+		t.Fatalf("a unit restarted after failing: %v", err)
+	}
 }
