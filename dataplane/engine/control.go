@@ -55,6 +55,9 @@ type ConnStatus struct {
 	Redundancy int       `json:"redundancy"`
 	Rejoinable bool      `json:"rejoinable"`
 	Created    time.Time `json:"created"`
+	// Detail is the connection's sequence state in words, for looking
+	// into a stuck connection (failover.Conn.Detail).
+	Detail string `json:"detail,omitempty"`
 }
 
 // Snapshot is the dataplane's state at one moment.
@@ -160,6 +163,7 @@ func (e *Engine) connStatus(c *failover.Conn) ConnStatus {
 		Client: k.Client.String(), Service: k.Service.String(), State: c.State().String(),
 		BytesIn: c.BytesIn, BytesOut: c.BytesOut, Failovers: c.Failovers, Diverged: c.Diverged,
 		Held: c.HeldBytes(), Created: c.Created(), Redundancy: c.Redundancy(), Rejoinable: c.Rejoinable(),
+		Detail: c.Detail(e.now),
 	}
 	for m := 0; m < c.Members(); m++ {
 		ms := MemberStatus{Replica: e.replicas[c.MemberID(m)].name, Live: c.MemberLive(m), Primary: m == c.Primary(),

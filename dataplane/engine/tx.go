@@ -263,7 +263,7 @@ func (e *Engine) Event(c *failover.Conn, ev failover.Event) {
 		}
 		e.publish(Event{Time: ev.Time, Kind: EventDiverged, Conn: k, Replica: name(ev.Member), Offset: ev.Offset, Reason: reason})
 	case failover.EventStalled:
-		e.publish(Event{Time: ev.Time, Kind: EventStalled, Conn: k, Replica: name(ev.Member)})
+		e.publish(Event{Time: ev.Time, Kind: EventStalled, Conn: k, Replica: name(ev.Member), Detail: stallDetail[ev.Lag]})
 		e.pendingFail = append(e.pendingFail, pendingFailure{id: c.MemberID(ev.Member), reason: failover.ReasonStalled, detail: "stalled (no progress while peers progressed)"})
 	case failover.EventJoinStarted:
 		e.counters.RejoinsStarted.Add(1)
@@ -280,3 +280,11 @@ func (e *Engine) Event(c *failover.Conn, ev failover.Event) {
 }
 
 var _ failover.Output = (*Engine)(nil)
+
+// stallDetail says, for an EventStalled, how the replica fell behind.
+var stallDetail = [...]string{
+	failover.LagNone:   "",
+	failover.LagOutput: "its output stopped behind its peers'",
+	failover.LagAck:    "it stopped acknowledging client data its peers acknowledged",
+	failover.LagWindow: "its receive window stayed shut while its peers' were open",
+}

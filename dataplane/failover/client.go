@@ -28,11 +28,15 @@ func (c *Conn) FromClient(now time.Time, s *Segment, out Output) {
 	if s.HasTS && c.vTS && seq.Value(s.TSVal).GreaterThanEq(seq.Value(c.cTSVal)) {
 		c.cTSVal = s.TSVal
 	}
+	prevAck := c.cAck
 	if s.Flags.Has(pkt.TCPFlagAck) {
 		c.clientAck(s)
 	}
 	n := uint32(len(s.Payload))
 	fin := s.Flags.Has(pkt.TCPFlagFin)
+	if !c.vSACK && s.Flags.Has(pkt.TCPFlagAck) {
+		c.renoRecovery(prevAck, seq.Value(s.Ack), n == 0 && !fin, out)
+	}
 	end := seq.Value(s.Seq).Add(n)
 	c.logInput(seq.Value(s.Seq), s.Payload)
 	c.failOrphanedJoins(now, out)
@@ -60,7 +64,61 @@ func (c *Conn) FromClient(now time.Time, s *Segment, out Output) {
 		c.sendClientAck(true, out)
 	}
 	c.release(now, out)
+	// The client's ACK decides whether a member behind its peers owes
+	// output (trackProgress); a silent member gets no segment of its own
+	// to re-judge it by.
+	c.trackProgress(now)
 	c.checkDone(now)
+}
+
+// renoRecovery retransmits output the client lost, from the box's copy, as
+// NewReno would (RFC 6582), on connections where the client does not SACK.
+// The members cannot be left to do it: one that negotiated SACK with the
+// box (the view has none because another member refused it) gets the
+// client's duplicate ACKs without SACK blocks, and Linux counts duplicate
+// ACKs only on connections without SACK, so every segment lost toward the
+// client would wait for that member's retransmission timer, backed off
+// to seconds under steady loss. prev is the client's cumulative ACK
+// before this segment, a the one it carries; pure says the segment has
+// no data and no FIN.
+func (c *Conn) renoRecovery(prev, a seq.Value, pure bool, out Output) {
+	if c.state != StateEstablished || !c.HandshakeDone() {
+		return
+	}
+	switch {
+	case a == prev && pure && c.rel.GreaterThan(a):
+		// A duplicate ACK with output outstanding.
+		if c.dupAcks < 255 {
+			c.dupAcks++
+		}
+		if c.dupAcks == dupThresh {
+			c.recovering, c.recoverAt = true, c.rel
+			c.resendHead(out)
+		}
+	case a.GreaterThan(prev):
+		c.dupAcks = 0
+		if c.recovering {
+			if a.LessThan(c.recoverAt) {
+				// A partial ACK: the next hole is lost too.
+				c.resendHead(out)
+			} else {
+				c.recovering = false
+			}
+		}
+	}
+}
+
+// dupThresh is the number of duplicate ACKs that starts a retransmission.
+const dupThresh = 3
+
+// resendHead sends the client one segment from its cumulative ACK again.
+func (c *Conn) resendHead(out Output) {
+	from := seq.Max(c.cAck, c.out.base)
+	to := seq.Min(from.Add(uint32(c.SendMSS())), c.rel)
+	if from.LessThan(to) {
+		c.Retransmits++
+		c.sendData(from, to, out)
+	}
 }
 
 // clientAck takes in the client's cumulative ACK and window.

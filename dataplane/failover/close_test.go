@@ -246,3 +246,50 @@ func TestHalfCloseClientFirst(t *testing.T) {
 		t.Errorf("state %v want time-wait", f.c.State())
 	}
 }
+
+// The primary stops (a gray failure) just before the client's last
+// request: the backup answers and closes, the primary says nothing. The
+// closer is right and the silent one is behind: FinWait must not drop the
+// closer; the stall rule fails the primary, and the close goes on with the
+// backup alone.
+func TestLoneFINBehindLaggardKeepsCloser(t *testing.T) {
+	p := testParams()
+	f := newFix2(t, p)
+	f.repData(0, 0, "hi\n")
+	f.repData(1, 0, "hi\n")
+	f.clientAck(3)
+	f.clientData(3, "QUIT\n")
+	f.repAck(0, 5, 0xFFFF)
+	f.repData(1, 3, "BYE\n")
+	f.repFin(1, 7, "")
+	f.o.drain()
+	start := f.now
+	f.now = start.Add(p.FinWait)
+	f.tick()
+	evs := f.o.takeEvents()
+	if rm := eventsOf(evs, EventMemberRemoved); len(rm) != 0 {
+		t.Fatalf("a closer ahead of a silent peer was dropped: %+v", rm)
+	}
+	if !f.c.MemberLive(1) {
+		t.Fatal("closer not live")
+	}
+	st := eventsOf(evs, EventStalled)
+	for d := f.c.NextDeadline(); len(st) == 0 && !d.IsZero() && d.Before(start.Add(4*p.StallTimeout)); d = f.c.NextDeadline() {
+		f.now = d
+		f.tick()
+		evs := f.o.takeEvents()
+		if rm := eventsOf(evs, EventMemberRemoved); len(rm) != 0 {
+			t.Fatalf("a closer ahead of a silent peer was dropped: %+v", rm)
+		}
+		st = eventsOf(evs, EventStalled)
+	}
+	if len(st) != 1 || st[0].Member != 0 {
+		t.Fatalf("stalled events %+v, want the silent primary", st)
+	}
+	// The engine fails the stalled replica; the backup's close goes on.
+	f.c.RemoveReplica(f.now, f.c.MemberID(0), ReasonStalled, true, f.o)
+	cl := f.o.takeClient()
+	if len(withFlag(cl, pkt.TCPFlagFin)) != 1 {
+		t.Fatalf("want the backup's BYE and FIN released, got %v", cl)
+	}
+}

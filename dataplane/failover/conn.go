@@ -137,6 +137,13 @@ type Conn struct {
 	edgeSent seq.Value // client space: last right edge sent to the client
 	synAcked bool      // the box's SYN-ACK went out
 
+	// The box's own loss recovery toward a client without SACK
+	// (renoRecovery): duplicate ACKs counted, and the release point when
+	// recovery began.
+	dupAcks    uint8
+	recovering bool
+	recoverAt  seq.Value
+
 	// lastToClient is when the box last sent the client anything;
 	// failoverFrom, while non-zero, is lastToClient as it was when a
 	// failover began (the stall is measured from there).
@@ -162,9 +169,12 @@ type Conn struct {
 
 	// Stats for the management plane.
 	BytesIn, BytesOut uint64
-	Failovers         int
-	Diverged          bool
-	closeReason       Reason
+	// Retransmits counts segments the box resent to the client on its
+	// own (loss recovery for a client without SACK).
+	Retransmits uint64
+	Failovers   int
+	Diverged    bool
+	closeReason Reason
 }
 
 // NewConn creates a connection for a client SYN and forwards the SYN to the

@@ -186,3 +186,35 @@ func TestHoldBounded(t *testing.T) {
 		t.Errorf("hold used %d after both closed", p.Hold.Used)
 	}
 }
+
+// Loss on the client's side: both members sent output the client has not
+// acknowledged yet (it waits for its own recovery); the backup had more in
+// flight and is ahead. The primary is held by its ACK clock, not stalled,
+// however long the client takes. Once the client has everything the
+// primary sent and the primary still produces nothing, it is stalled.
+func TestStallWaitsForClientRecovery(t *testing.T) {
+	p := testParams()
+	f := newFix2(t, p)
+	f.repData(0, 0, pattern(0, 100, 0))
+	f.repData(1, 0, pattern(0, 300, 0))
+	f.clientAck(50) // the rest of the released 100 bytes was lost
+	f.o.drain()
+	f.adv(3 * p.StallTimeout)
+	f.tick()
+	if st := eventsOf(f.o.takeEvents(), EventStalled); len(st) != 0 {
+		t.Fatalf("a member waiting for the client's recovery was taken for stalled: %+v", st)
+	}
+	f.clientAck(100)
+	start := f.now
+	f.now = start.Add(p.StallTimeout - time.Millisecond)
+	f.tick()
+	if st := eventsOf(f.o.takeEvents(), EventStalled); len(st) != 0 {
+		t.Fatalf("stalled early: %+v", st)
+	}
+	f.now = start.Add(p.StallTimeout)
+	f.tick()
+	st := eventsOf(f.o.takeEvents(), EventStalled)
+	if len(st) != 1 || st[0].Member != 0 || st[0].Lag != LagOutput {
+		t.Errorf("stalled events %+v, want member 0 with an output lag", st)
+	}
+}

@@ -1,6 +1,10 @@
 package failover
 
-import "time"
+import (
+	"time"
+
+	"github.com/ftbridge/ftbridge/dataplane/seq"
+)
 
 // trackProgress applies the gray-failure rule: a live member that falls
 // behind its peers (in output, in acknowledging client data, or with its
@@ -33,7 +37,14 @@ func (c *Conn) trackProgress(now time.Time) {
 		if m.state != memberLive {
 			continue
 		}
-		m.outBehind = behind(m.outBehind, m.contig.LessThan(maxOut), now)
+		// Output lag counts only while the client has everything the
+		// member sent: then the member owes output. While the client
+		// still misses some of it (loss on the client's side, waiting
+		// for the client's recovery), the member is held by its ACK
+		// clock like every peer, and a peer ahead of it merely had more
+		// in flight: a healthy replica under client-side loss would
+		// otherwise be taken for stalled.
+		m.outBehind = behind(m.outBehind, m.contig.LessThan(maxOut) && !m.contig.GreaterThan(c.cAck), now)
 		m.ackBehind = behind(m.ackBehind, m.ack.LessThan(maxAck), now)
 		// A shut window counts only when the member has taken in all the
 		// client sent (a stopped reader); one shut while it waits for a
@@ -54,21 +65,22 @@ func behind(since time.Time, isBehind bool, now time.Time) time.Time {
 	return since
 }
 
-// stalledSince returns when member m's oldest unresolved lag began (zero if none).
-func (m *member) stalledSince(p *Params) time.Time {
+// stalledSince returns when member m's oldest unresolved lag began (zero if
+// none) and which lag that is.
+func (m *member) stalledSince(p *Params) (time.Time, Lag) {
 	out := m.outBehind
 	if !out.IsZero() && len(m.ooo) > 0 {
 		// It is waiting for a retransmission of output lost before the
 		// box (its kernel's timer may back off): allow it twice more.
 		out = out.Add(2 * p.StallTimeout)
 	}
-	t := time.Time{}
-	for _, s := range [...]time.Time{out, m.ackBehind, m.winBehind} {
+	t, lag := time.Time{}, LagNone
+	for k, s := range [...]time.Time{out, m.ackBehind, m.winBehind} {
 		if !s.IsZero() && (t.IsZero() || s.Before(t)) {
-			t = s
+			t, lag = s, Lag(k+1)
 		}
 	}
-	return t
+	return t, lag
 }
 
 // NextDeadline returns when Tick must run next (zero: no timer pending).
@@ -96,7 +108,7 @@ func (c *Conn) NextDeadline() time.Time {
 		}
 		for i := range c.members {
 			if m := &c.members[i]; m.state == memberLive {
-				if s := m.stalledSince(c.p); !s.IsZero() {
+				if s, _ := m.stalledSince(c.p); !s.IsZero() {
 					take(s.Add(c.p.StallTimeout))
 				}
 			}
@@ -150,7 +162,14 @@ func (c *Conn) Tick(now time.Time, out Output) {
 		c.joinTick(now, out)
 		if !c.finDeadline.IsZero() && !now.Before(c.finDeadline) {
 			c.finDeadline = time.Time{}
-			if !c.finAgreed() {
+			if c.finBlockedByLaggard() {
+				// A member that has not closed has not even produced
+				// the output before the closers' FIN: it is the one
+				// behind, and the stall rule judges it. Look again
+				// later; blaming the closers now would keep the
+				// laggard and drop the members that are right.
+				c.finDeadline = now.Add(c.p.FinWait)
+			} else if !c.finAgreed() {
 				// Some members closed, the others did not follow in
 				// time: the lone closers are the faulty ones.
 				for i := range c.members {
@@ -167,11 +186,17 @@ func (c *Conn) Tick(now time.Time, out Output) {
 			if m.state != memberLive {
 				continue
 			}
-			if s := m.stalledSince(c.p); !s.IsZero() && !now.Before(s.Add(c.p.StallTimeout)) {
+			if s, lag := m.stalledSince(c.p); !s.IsZero() && !now.Before(s.Add(c.p.StallTimeout)) {
+				m.outBehind, m.ackBehind, m.winBehind = time.Time{}, time.Time{}, time.Time{}
+				if c.live() < 2 {
+					// Its peers left in this same tick (a lone
+					// closer, say): behind whom? The last member is
+					// never failed for lagging.
+					continue
+				}
 				// Report once; the engine fails the replica everywhere
 				// (RemoveReplica), which also covers this connection.
-				m.outBehind, m.ackBehind, m.winBehind = time.Time{}, time.Time{}, time.Time{}
-				out.Event(c, Event{Kind: EventStalled, Member: i, From: -1, Reason: ReasonStalled, Time: now})
+				out.Event(c, Event{Kind: EventStalled, Member: i, From: -1, Reason: ReasonStalled, Lag: lag, Time: now})
 			}
 		}
 		c.afterChange(now, out)
@@ -180,6 +205,26 @@ func (c *Conn) Tick(now time.Time, out Output) {
 			c.close(now, ReasonClosed, out)
 		}
 	}
+}
+
+// finBlockedByLaggard reports whether some live member that has not closed
+// is still short of output before the earliest FIN a live member sent.
+func (c *Conn) finBlockedByLaggard() bool {
+	first, any := seq.Value(0), false
+	for i := range c.members {
+		if m := &c.members[i]; m.state == memberLive && m.fin && (!any || m.finSeq.LessThan(first)) {
+			first, any = m.finSeq, true
+		}
+	}
+	if !any {
+		return false
+	}
+	for i := range c.members {
+		if m := &c.members[i]; m.state == memberLive && !m.fin && m.contig.LessThan(first) {
+			return true
+		}
+	}
+	return false
 }
 
 // anyLiveWithoutFin reports whether some live member has not closed.

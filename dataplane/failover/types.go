@@ -167,7 +167,30 @@ type Event struct {
 	// Stall (EventFailoverDone) is the time between the last segment the
 	// client got before the failover and the first one after it.
 	Stall time.Duration
-	Time  time.Time
+	// Lag (EventStalled) says how the member fell behind its peers.
+	Lag  Lag
+	Time time.Time
+}
+
+// Lag says how a stalled member fell behind its peers.
+type Lag uint8
+
+// Lags.
+const (
+	LagNone   Lag = iota
+	LagOutput     // it produced less output than its peers
+	LagAck        // it acknowledged less of the client's data than its peers
+	LagWindow     // its receive window stayed shut while its peers' were open
+)
+
+var lagNames = [...]string{"", "output", "ack", "window"}
+
+// String returns the lag's name.
+func (l Lag) String() string {
+	if int(l) < len(lagNames) {
+		return lagNames[l]
+	}
+	return fmt.Sprintf("lag(%d)", l)
 }
 
 // Params are the knobs a connection runs with; one Params is shared by many

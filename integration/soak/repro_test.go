@@ -3,6 +3,7 @@ package soak
 import (
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"sync"
 	"syscall"
@@ -198,6 +199,7 @@ func TestReproClientLossStall(t *testing.T) {
 	defer undo()
 	from := b.Log.NumEvents()
 	var wg sync.WaitGroup
+	stuck := make(chan string, 4)
 	for i := 0; i < 4; i++ {
 		wg.Add(1)
 		go func(seed uint64) {
@@ -208,23 +210,43 @@ func TestReproClientLossStall(t *testing.T) {
 				return
 			}
 			defer c.Close()
-			c.SetDeadline(time.Now().Add(60 * time.Second))
+			// A 20 s idle deadline per read or write: with 3% loss a
+			// transfer slows down, it does not stop for that long.
+			ic := &idleConn{Conn: c, idle: 20 * time.Second, onStuck: func() {
+				select {
+				case stuck <- c.LocalAddr().String():
+				default:
+				}
+			}}
 			for k := 0; k < 3; k++ {
-				if _, err := labsvc.Upload(c, labsvc.Stream(8<<20, seed), 8<<20); err != nil {
-					t.Logf("upload: %v", err)
+				if _, err := labsvc.Upload(ic, labsvc.Stream(8<<20, seed), 8<<20); err != nil {
+					t.Errorf("upload %d/%d: %v", seed, k, err)
 					return
 				}
-				if _, err := labsvc.Download(c, 8<<20, seed, nil); err != nil {
-					t.Logf("download: %v", err)
+				if _, err := labsvc.Download(ic, 8<<20, seed, nil); err != nil {
+					t.Errorf("download %d/%d: %v", seed, k, err)
 					return
 				}
 			}
 		}(uint64(i))
 	}
+	go func() {
+		if who, ok := <-stuck; ok {
+			if s, err := b.Snapshot(5 * time.Second); err == nil {
+				for _, cs := range s.Conns {
+					if cs.Client != who {
+						continue
+					}
+					t.Logf("stuck %s %s primary=%s: %s", cs.Client, cs.State, cs.Primary, cs.Detail)
+				}
+			}
+		}
+	}()
 	wg.Wait()
+	close(stuck)
 	for _, ev := range b.Log.Events(from) {
 		if ev.Kind == engine.EventStalled || ev.Kind == engine.EventReplicaDown {
-			t.Errorf("loss on the client's link failed a healthy replica: %s %s replica=%s reason=%s", ev.Time.Format("15:04:05.000"), ev.Kind, ev.Replica, ev.Reason)
+			t.Errorf("loss on the client's link failed a healthy replica: %s %s replica=%s reason=%s %s", ev.Time.Format("15:04:05.000"), ev.Kind, ev.Replica, ev.Reason, ev.Detail)
 		}
 	}
 }
@@ -273,4 +295,28 @@ func TestReproStoppedPeerBlamesCloser(t *testing.T) {
 		}
 	}
 	t.Logf("%d of 3 clean closes failed", fails)
+}
+
+// idleConn sets a fresh deadline before every read and write, so that a
+// transfer fails only when it stops moving, and calls onStuck while a read
+// or write has not moved for half that (so the box's view of the
+// connection can be logged while it is still stuck).
+type idleConn struct {
+	net.Conn
+	idle    time.Duration
+	onStuck func()
+}
+
+func (c *idleConn) Read(p []byte) (int, error) {
+	c.Conn.SetReadDeadline(time.Now().Add(c.idle))
+	tm := time.AfterFunc(c.idle/2, c.onStuck)
+	defer tm.Stop()
+	return c.Conn.Read(p)
+}
+
+func (c *idleConn) Write(p []byte) (int, error) {
+	c.Conn.SetWriteDeadline(time.Now().Add(c.idle))
+	tm := time.AfterFunc(c.idle/2, c.onStuck)
+	defer tm.Stop()
+	return c.Conn.Write(p)
 }

@@ -1,0 +1,75 @@
+package failover
+
+import (
+	"testing"
+)
+
+// A replica that refuses SACK makes the view SACK-less, while the other
+// negotiated SACK with its kernel: that one never fast-retransmits on the
+// client's plain duplicate ACKs. The box resends the lost head itself on
+// the third duplicate ACK, and the next hole at once on a partial ACK.
+func TestRenoRecoveryWithoutClientSACK(t *testing.T) {
+	p := testParams()
+	a, b := rc(1, 100000, 700), rc(2, 900000, 800)
+	b.sack = false
+	f := newFix(t, p, defaultCli(), a, b)
+	if f.c.vSACK {
+		t.Fatal("view has SACK although a member refused it")
+	}
+	mss := f.c.SendMSS()
+	data := pattern(0, 6*mss, 1)
+	f.repData(0, 0, data)
+	f.repData(1, 0, data)
+	if n := len(dataSegs(f.o.takeClient())); n == 0 {
+		t.Fatal("nothing released")
+	}
+	// Segment 1 is lost; the client acknowledges segment 0 and then
+	// sends a duplicate ACK for each later segment it got.
+	f.clientAck(uint32(mss))
+	f.o.drain()
+	f.clientAck(uint32(mss))
+	f.clientAck(uint32(mss))
+	if d := dataSegs(f.o.takeClient()); len(d) != 0 {
+		t.Fatalf("resent before the third duplicate ACK: %v", d)
+	}
+	f.clientAck(uint32(mss))
+	f.wantOneData(f.o.takeClient(), uint32(mss), data[mss:2*mss])
+	// More duplicates during recovery do not resend again.
+	f.clientAck(uint32(mss))
+	if d := dataSegs(f.o.takeClient()); len(d) != 0 {
+		t.Fatalf("resent on a fourth duplicate ACK: %v", d)
+	}
+	// A partial ACK (segment 3 was lost too): resend it at once.
+	f.clientAck(uint32(3 * mss))
+	f.wantOneData(f.o.takeClient(), uint32(3*mss), data[3*mss:4*mss])
+	// A full ACK ends recovery; no further resends.
+	f.clientAck(uint32(6 * mss))
+	if d := dataSegs(f.o.takeClient()); len(d) != 0 {
+		t.Fatalf("resent after recovery: %v", d)
+	}
+	if f.c.Retransmits != 2 {
+		t.Errorf("Retransmits = %d, want 2", f.c.Retransmits)
+	}
+}
+
+// With SACK in the view the members recover from the translated SACK
+// blocks themselves; the box does not resend on duplicate ACKs.
+func TestNoRenoRecoveryWithClientSACK(t *testing.T) {
+	p := testParams()
+	f := newFix2(t, p)
+	if !f.c.vSACK {
+		t.Fatal("view without SACK")
+	}
+	mss := f.c.SendMSS()
+	data := pattern(0, 4*mss, 1)
+	f.repData(0, 0, data)
+	f.repData(1, 0, data)
+	f.clientAck(uint32(mss))
+	f.o.drain()
+	for k := 0; k < 4; k++ {
+		f.clientAck(uint32(mss))
+	}
+	if d := dataSegs(f.o.takeClient()); len(d) != 0 {
+		t.Fatalf("the box resent although the client SACKs: %v", d)
+	}
+}
