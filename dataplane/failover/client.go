@@ -85,6 +85,10 @@ func (c *Conn) renoRecovery(prev, a seq.Value, pure bool, out Output) {
 	if c.state != StateEstablished || !c.HandshakeDone() {
 		return
 	}
+	if a.GreaterThan(prev) {
+		c.rtoBackoff = 0
+		c.armRTO()
+	}
 	switch {
 	case a == prev && pure && c.rel.GreaterThan(a):
 		// A duplicate ACK with output outstanding.
@@ -110,6 +114,43 @@ func (c *Conn) renoRecovery(prev, a seq.Value, pure bool, out Output) {
 
 // dupThresh is the number of duplicate ACKs that starts a retransmission.
 const dupThresh = 3
+
+// The box's retransmission timer toward a client without SACK: a resend
+// the client lost would otherwise wait for a member's timer, backed off
+// by then to seconds. It starts at boxRTO and doubles up to
+// boxRTO<<maxRTOBackoff while the client's ACK does not move.
+const (
+	boxRTO        = 250 * time.Millisecond
+	maxRTOBackoff = 3
+)
+
+// armRTO starts the box's retransmission timer if output is outstanding
+// toward a client without SACK, and stops it if none is.
+func (c *Conn) armRTO() {
+	switch {
+	case c.vSACK || !c.rel.GreaterThan(c.cAck):
+		c.rtoAt = time.Time{}
+	default:
+		c.rtoAt = c.now.Add(boxRTO << c.rtoBackoff)
+	}
+}
+
+// rtoTick resends the head of the outstanding output when the box's
+// retransmission timer expires.
+func (c *Conn) rtoTick(now time.Time, out Output) {
+	if c.rtoAt.IsZero() || now.Before(c.rtoAt) {
+		return
+	}
+	if c.vSACK || !c.rel.GreaterThan(c.cAck) {
+		c.rtoAt = time.Time{}
+		return
+	}
+	c.resendHead(out)
+	if c.rtoBackoff < maxRTOBackoff {
+		c.rtoBackoff++
+	}
+	c.rtoAt = now.Add(boxRTO << c.rtoBackoff)
+}
 
 // resendHead sends the client one segment from its cumulative ACK again.
 func (c *Conn) resendHead(out Output) {

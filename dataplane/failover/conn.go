@@ -143,6 +143,10 @@ type Conn struct {
 	dupAcks    uint8
 	recovering bool
 	recoverAt  seq.Value
+	// rtoAt is when the box resends the head on its own (zero: no
+	// timer); rtoBackoff doubles the timer while the client is silent.
+	rtoAt      time.Time
+	rtoBackoff uint8
 
 	// lastToClient is when the box last sent the client anything;
 	// failoverFrom, while non-zero, is lastToClient as it was when a

@@ -68,6 +68,9 @@ func (c *Conn) release(now time.Time, out Output) {
 		c.rel = t
 		c.BytesOut += uint64(t.Sub(from))
 		c.sendData(from, t, out)
+		if c.rtoAt.IsZero() && !c.vSACK {
+			c.armRTO()
+		}
 	}
 	if !c.finSent && c.finAgreed() && c.rel == c.members[c.primary].finSeq {
 		c.finSent = true

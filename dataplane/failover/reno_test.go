@@ -73,3 +73,45 @@ func TestNoRenoRecoveryWithClientSACK(t *testing.T) {
 		t.Fatalf("the box resent although the client SACKs: %v", d)
 	}
 }
+
+// A resend the client loses does not wait for a member's backed-off timer:
+// the box resends the head itself after boxRTO, doubling while the client
+// stays silent, and stops once the client has everything.
+func TestBoxRTOWithoutClientSACK(t *testing.T) {
+	p := testParams()
+	a, b := rc(1, 100000, 700), rc(2, 900000, 800)
+	b.sack = false
+	f := newFix(t, p, defaultCli(), a, b)
+	mss := f.c.SendMSS()
+	data := pattern(0, 3*mss, 2)
+	f.repData(0, 0, data)
+	f.repData(1, 0, data)
+	f.o.drain()
+	start := f.now
+	if d := f.c.NextDeadline(); !d.Equal(start.Add(boxRTO)) {
+		t.Fatalf("deadline %v, want the box's RTO at %v", d, start.Add(boxRTO))
+	}
+	f.now = start.Add(boxRTO)
+	f.tick()
+	f.wantOneData(f.o.takeClient(), 0, data[:mss])
+	f.now = f.now.Add(boxRTO) // the timer doubled: not yet
+	f.tick()
+	if d := dataSegs(f.o.takeClient()); len(d) != 0 {
+		t.Fatalf("resent before the backed-off timer: %v", d)
+	}
+	f.now = start.Add(3 * boxRTO)
+	f.tick()
+	f.wantOneData(f.o.takeClient(), 0, data[:mss])
+	// The client acknowledges part: the timer restarts from boxRTO.
+	f.clientAck(uint32(mss))
+	if d := f.c.NextDeadline(); !d.Equal(f.now.Add(boxRTO)) {
+		t.Errorf("deadline after an ACK %v, want %v", d, f.now.Add(boxRTO))
+	}
+	f.clientAck(uint32(3 * mss))
+	f.o.drain()
+	f.now = f.now.Add(10 * boxRTO)
+	f.tick()
+	if d := dataSegs(f.o.takeClient()); len(d) != 0 {
+		t.Fatalf("resent with nothing outstanding: %v", d)
+	}
+}

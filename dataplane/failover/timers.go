@@ -102,6 +102,7 @@ func (c *Conn) NextDeadline() time.Time {
 			take(c.created.Add(c.p.Embryonic))
 		}
 		take(c.finDeadline)
+		take(c.rtoAt)
 		take(c.joinDeadline())
 		if c.out.len() == 0 && cap(c.out.buf) > quietRelease {
 			take(c.lastActive.Add(quietAfter))
@@ -159,6 +160,7 @@ func (c *Conn) Tick(now time.Time, out Output) {
 			// A quiet connection gives its output array back.
 			c.out.release()
 		}
+		c.rtoTick(now, out)
 		c.joinTick(now, out)
 		if !c.finDeadline.IsZero() && !now.Before(c.finDeadline) {
 			c.finDeadline = time.Time{}
