@@ -323,8 +323,9 @@ func daemonUp(t *testing.T, b *soak.Bridge) {
 // raw socket goes, past what the box's single loop handles. Each is
 // dropped and counted as no-connection (the box answers it with an RST, as
 // a host would). Past capacity the uplink socket overflows: the kernel
-// drops frames, the flood's and the clients' alike, which no counter of the
-// box shows; the streams must keep moving (goal: 1%).
+// drops frames, the flood's and the clients' alike, which the box counts
+// as socket-overflow (at least 95% of the ACKs must be accounted for);
+// the streams must keep moving (goal: 1%).
 func TestFloodACK(t *testing.T) {
 	b := newFloodLab(t, nil)
 	rss := watchRSS(t, b)
@@ -363,14 +364,18 @@ func TestFloodACK(t *testing.T) {
 		t.Logf("%s: %d ACKs sent in %v (%.0f/s); counted %v; uplink frames received %d", phase.name, sent, took.Round(time.Millisecond),
 			float64(sent)/took.Seconds(), d, after.Uplink.RxFrames-before.Uplink.RxFrames)
 		// Nothing counted twice; what the box never read the kernel
-		// dropped, uncounted.
+		// dropped at its socket, and the box counts that too (it may
+		// include some of the streams' frames, hence the slack above).
 		if got := d["no-connection"]; got > sent || float64(got) < phase.minCount*float64(sent) {
 			t.Errorf("%s: no-connection drops %d for %d ACKs sent (want at least %.0f%%)", phase.name, got, sent, 100*phase.minCount)
+		}
+		if got := d["no-connection"] + d["socket-overflow"]; float64(got) < 0.95*float64(sent) {
+			t.Errorf("%s: %d ACKs sent, only %d accounted for (no-connection + socket-overflow)", phase.name, sent, got)
 		}
 		for k, v := range d {
 			// IPv6: the client's own kernel chatter (DAD, router
 			// solicitations), which the box does not serve.
-			if k != "no-connection" && k != "ipv6" && v > 0 {
+			if k != "no-connection" && k != "ipv6" && k != "socket-overflow" && v > 0 {
 				t.Errorf("%s: unexpected drops: %s %d", phase.name, k, v)
 			}
 		}

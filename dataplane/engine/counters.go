@@ -7,24 +7,25 @@ type DropReason int
 
 // Drop reasons. Every frame the dataplane discards is counted under one.
 const (
-	DropMalformed     DropReason = iota // failed header validation
-	DropBadChecksum                     // TCP checksum wrong
-	DropNotForUs                        // addressed to nobody the box speaks for
-	DropNoConn                          // TCP segment of no known connection
-	DropTableFull                       // SYN beyond the connection cap
-	DropNoReplica                       // no healthy replica to serve a SYN
-	DropFragment                        // IP fragment (not supported)
-	DropBackupTraffic                   // a backup's non-service traffic (contained)
-	DropNoNeighbor                      // destination MAC unknown yet
-	DropTxError                         // the socket refused a frame
-	DropTruncated                       // frame larger than the receive buffer
-	DropIPv6                            // IPv6 (not served yet)
-	DropPortDown                        // frame for a port that is down or gone
+	DropMalformed      DropReason = iota // failed header validation
+	DropBadChecksum                      // TCP checksum wrong
+	DropNotForUs                         // addressed to nobody the box speaks for
+	DropNoConn                           // TCP segment of no known connection
+	DropTableFull                        // SYN beyond the connection cap
+	DropNoReplica                        // no healthy replica to serve a SYN
+	DropFragment                         // IP fragment (not supported)
+	DropBackupTraffic                    // a backup's non-service traffic (contained)
+	DropNoNeighbor                       // destination MAC unknown yet
+	DropTxError                          // the socket refused a frame
+	DropTruncated                        // frame larger than the receive buffer
+	DropIPv6                             // IPv6 (not served yet)
+	DropPortDown                         // frame for a port that is down or gone
+	DropSocketOverflow                   // dropped by the kernel: a port's socket queue was full
 	numDropReasons
 )
 
 var dropNames = [numDropReasons]string{"malformed", "bad-checksum", "not-for-us", "no-connection",
-	"table-full", "no-replica", "fragment", "backup-traffic", "no-neighbor", "tx-error", "truncated", "ipv6", "port-down"}
+	"table-full", "no-replica", "fragment", "backup-traffic", "no-neighbor", "tx-error", "truncated", "ipv6", "port-down", "socket-overflow"}
 
 // String returns the reason's name.
 func (r DropReason) String() string { return dropNames[r] }

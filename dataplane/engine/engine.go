@@ -126,7 +126,9 @@ type Engine struct {
 	events    eventHub
 
 	nextProbe time.Time
-	nextSweep time.Time
+	// nextKernelStats is when the ports' kernel drop counters are read next.
+	nextKernelStats time.Time
+	nextSweep       time.Time
 	// overloadedAt is when the loop last fell behind its ports: a replica
 	// that seems to stall then may only be waiting in a queue.
 	overloadedAt time.Time
@@ -330,9 +332,35 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.runPendingFailures()
 		e.rejoinSweep()
 		e.flushAll()
+		if !e.now.Before(e.nextKernelStats) {
+			e.nextKernelStats = e.now.Add(kernelStatsEvery)
+			e.readKernelDrops()
+		}
 	}
 	e.publish(Event{Kind: EventStopped})
 	return nil
+}
+
+// kernelStatsEvery is how often the ports' kernel drop counters are read.
+const kernelStatsEvery = time.Second
+
+// readKernelDrops counts the frames the kernel dropped at the ports'
+// sockets (their queues overflowed while the loop was behind), which the
+// loop never saw: without them a flood past capacity would look smaller
+// than it was.
+func (e *Engine) readKernelDrops() {
+	read := func(p *port) {
+		if p == nil {
+			return
+		}
+		if n, err := p.p.ReadKernelDrops(); err == nil && n > 0 {
+			e.counters.Drops[DropSocketOverflow].Add(n)
+		}
+	}
+	read(e.uplink)
+	for _, r := range e.replicas {
+		read(r.port)
+	}
 }
 
 // runControl executes queued control requests on the loop's goroutine.

@@ -85,3 +85,6 @@ func (w *Watcher) Dump() ([]LinkEvent, error) { return nil, errors.ErrUnsupporte
 
 // Close does nothing.
 func (w *Watcher) Close() error { return nil }
+
+// ReadKernelDrops is not supported on this system.
+func (p *Port) ReadKernelDrops() (uint64, error) { return 0, errors.ErrUnsupported }
