@@ -187,7 +187,7 @@ func (e *Engine) SetAdmin(ctx context.Context, name string, a Admin) error {
 		r.admin = a
 		e.publish(Event{Kind: EventReplicaAdmin, Replica: name, Reason: a.String()})
 		if a == AdminDisabled {
-			e.failReplicaConns(r, -1, failover.ReasonDisabled)
+			e.failReplicaConns(r, -1, failover.ReasonDisabled, false)
 		}
 		return nil
 	})

@@ -38,8 +38,11 @@ type PortCounters struct {
 // Counters are the dataplane's counters; all fields are safe to read from
 // any goroutine at any time.
 type Counters struct {
-	Drops            [numDropReasons]atomic.Uint64
-	ConnsOpened      atomic.Uint64
+	Drops       [numDropReasons]atomic.Uint64
+	ConnsOpened atomic.Uint64
+	// LastMemberKept counts connections that kept a replica failed on
+	// soft evidence because it was their last live member.
+	LastMemberKept   atomic.Uint64
 	ConnsClosed      atomic.Uint64
 	Failovers        atomic.Uint64
 	Divergences      atomic.Uint64

@@ -23,7 +23,10 @@ const (
 	EventMemberRemoved EventKind = "member-removed"
 	EventDiverged      EventKind = "diverged"
 	EventStalled       EventKind = "stalled"
-	EventReplicaICMP   EventKind = "replica-icmp"
+	// EventLastMemberKept: a replica failed on soft evidence (probe
+	// silence, a stall) stays in the connections it alone still serves.
+	EventLastMemberKept EventKind = "last-member-kept"
+	EventReplicaICMP    EventKind = "replica-icmp"
 	// EventReplicaNeedsReady: the replica came up and waits for SetReady
 	// (the management plane runs the application-state hook).
 	EventReplicaNeedsReady EventKind = "replica-needs-ready"

@@ -115,7 +115,7 @@ func (e *Engine) reconfigure(cfg Config) error {
 		}
 		r.removed = true
 		r.admin = AdminDisabled
-		e.failReplicaConns(r, -1, failover.ReasonDisabled)
+		e.failReplicaConns(r, -1, failover.ReasonDisabled, false)
 		if r.port != nil {
 			r.port.p.Close()
 			r.port = nil

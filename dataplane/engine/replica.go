@@ -137,7 +137,7 @@ func (e *Engine) judgeRound(r *replica) {
 		if !r.carrier || r.port == nil {
 			why = "link down"
 		}
-		e.setDown(r, why, failover.ReasonReplicaDown)
+		e.setDown(r, why, failover.ReasonReplicaDown, why == "no ARP reply")
 	case !r.up && r.okStreak >= h.RiseAfter && !e.now.Before(r.holdUntil):
 		r.up = true
 		r.lastChange = e.now
@@ -170,7 +170,10 @@ func (e *Engine) judgeRound(r *replica) {
 }
 
 // setDown fails a replica for every connection at once.
-func (e *Engine) setDown(r *replica, why string, reason failover.Reason) {
+// soft says the evidence is indirect (probe silence, a stall): the
+// replica may still be serving, so connections whose last live member it
+// is keep it (failReplicaConns).
+func (e *Engine) setDown(r *replica, why string, reason failover.Reason, soft bool) {
 	if r.up {
 		r.up = false
 		r.lastChange = e.now
@@ -178,7 +181,7 @@ func (e *Engine) setDown(r *replica, why string, reason failover.Reason) {
 		e.publish(Event{Kind: EventReplicaDown, Replica: r.name, Reason: why})
 	}
 	r.okStreak = 0
-	e.failReplicaConns(r, -1, reason)
+	e.failReplicaConns(r, -1, reason, soft)
 }
 
 // setServiceDown fails a replica for one service port (its server there
@@ -189,19 +192,36 @@ func (e *Engine) setServiceDown(r *replica, svc int, why string) {
 		e.publish(Event{Kind: EventReplicaDown, Replica: r.name, Port: e.services[svc].addr.String(), Reason: why})
 	}
 	r.svcOK[svc] = 0
-	e.failReplicaConns(r, svc, failover.ReasonReplicaDown)
+	e.failReplicaConns(r, svc, failover.ReasonReplicaDown, true)
 }
 
 // failReplicaConns takes replica r out of its connections (of service svc,
-// or all when svc < 0).
-func (e *Engine) failReplicaConns(r *replica, svc int, reason failover.Reason) {
+// or all when svc < 0). On soft evidence (soft: probe silence or a stall,
+// not a lost carrier, a vanished port or the replica's own reset) a
+// connection whose last live member r is keeps it: removing it would reset
+// the client for certain, keeping it loses nothing if r is really gone
+// and saves the connection if r was only slow or briefly unreachable.
+// New connections avoid r all the same.
+func (e *Engine) failReplicaConns(r *replica, svc int, reason failover.Reason, soft bool) {
 	rst := r.port != nil && r.carrier
+	kept := 0
 	for _, ce := range e.conns {
 		if svc >= 0 && ce.svc != svc {
 			continue
 		}
+		if soft && ce.conn.Redundancy() == 1 {
+			if i := ce.conn.MemberIndex(r.id); i >= 0 && ce.conn.MemberLive(i) {
+				kept++
+				continue
+			}
+		}
 		ce.conn.RemoveReplica(e.now, r.id, reason, rst, e)
 		e.schedule(ce)
+	}
+	if kept > 0 {
+		e.counters.LastMemberKept.Add(uint64(kept))
+		e.publish(Event{Kind: EventLastMemberKept, Replica: r.name, Reason: reason.String(),
+			Detail: fmt.Sprintf("%d connections keep it as their last live member", kept)})
 	}
 }
 
@@ -227,7 +247,7 @@ func (e *Engine) runPendingFailures() {
 			r.holdFactor = min(max(r.holdFactor*2, 1), 64)
 			r.holdUntil = e.now.Add(time.Duration(r.holdFactor) * e.cfg.Health.HoldDown)
 		}
-		e.setDown(r, pf.detail, pf.reason)
+		e.setDown(r, pf.detail, pf.reason, true)
 	}
 }
 
@@ -310,7 +330,7 @@ func (e *Engine) portError(p *port, err error) {
 func (e *Engine) portGone(r *replica, err error) {
 	if errors.Is(err, link.ErrLinkDown) {
 		r.carrier = false
-		e.setDown(r, "link down", failover.ReasonReplicaDown)
+		e.setDown(r, "link down", failover.ReasonReplicaDown, false)
 		return
 	}
 	if r.port != nil {
@@ -319,7 +339,7 @@ func (e *Engine) portGone(r *replica, err error) {
 	}
 	r.carrier = false
 	e.publish(Event{Kind: EventPortGone, Replica: r.name, Port: r.ifname, Reason: fmt.Sprint(err)})
-	e.setDown(r, "port gone", failover.ReasonReplicaDown)
+	e.setDown(r, "port gone", failover.ReasonReplicaDown, false)
 }
 
 // handleLinkEvents follows carrier and interface changes (netlink), the
@@ -353,7 +373,7 @@ func (e *Engine) handleLinkEvents() {
 			default:
 				if r.carrier && !ev.Up {
 					r.carrier = false
-					e.setDown(r, "carrier lost", failover.ReasonReplicaDown)
+					e.setDown(r, "carrier lost", failover.ReasonReplicaDown, false)
 				}
 				r.carrier = ev.Up
 			}

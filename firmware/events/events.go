@@ -58,7 +58,8 @@ type Event struct {
 
 var categories = map[string]string{
 	"failover": CategoryFailover, "member-removed": CategoryFailover, "diverged": CategoryFailover, "stalled": CategoryFailover,
-	"failover-done": CategoryFailover, "rejoin-started": CategoryFailover, "rejoin-completed": CategoryFailover, "rejoin-failed": CategoryFailover,
+	"last-member-kept": CategoryFailover,
+	"failover-done":    CategoryFailover, "rejoin-started": CategoryFailover, "rejoin-completed": CategoryFailover, "rejoin-failed": CategoryFailover,
 	"replica-icmp": CategoryHealth, "replica-needs-ready": CategoryHealth, "replica-ready": CategoryHealth,
 	"replica-up": CategoryHealth, "replica-down": CategoryHealth, "replica-admin": CategoryHealth, "port-gone": CategoryHealth, "port-back": CategoryHealth,
 	"conn-refused": CategoryConnection, "conn-established": CategoryConnection, "conn-closed": CategoryConnection,
