@@ -85,16 +85,23 @@ func TestStallBackupStopsAcking(t *testing.T) {
 	if d := f.c.NextDeadline(); !d.Equal(start.Add(p.StallTimeout)) {
 		t.Errorf("deadline %v want %v", d, start.Add(p.StallTimeout))
 	}
-	f.now = start.Add(p.StallTimeout - time.Millisecond)
+	f.wantStallAt(start.Add(p.StallTimeout), 1, LagAck)
+}
+
+// wantStallAt asserts that member m is reported stalled, with lag, by a
+// tick at exactly when and not by one a millisecond earlier.
+func (f *fix) wantStallAt(when time.Time, m int, lag Lag) {
+	f.t.Helper()
+	f.now = when.Add(-time.Millisecond)
 	f.tick()
 	if st := eventsOf(f.o.takeEvents(), EventStalled); len(st) != 0 {
-		t.Fatalf("stalled before the timeout: %+v", st)
+		f.t.Fatalf("stalled before the timeout: %+v", st)
 	}
-	f.now = start.Add(p.StallTimeout)
+	f.now = when
 	f.tick()
 	st := eventsOf(f.o.takeEvents(), EventStalled)
-	if len(st) != 1 || st[0].Member != 1 || st[0].Reason != ReasonStalled {
-		t.Errorf("stalled events %+v, want member 1", st)
+	if len(st) != 1 || st[0].Member != m || st[0].Reason != ReasonStalled || st[0].Lag != lag {
+		f.t.Errorf("stalled events %+v, want member %d with lag %v", st, m, lag)
 	}
 }
 
@@ -205,16 +212,5 @@ func TestStallWaitsForClientRecovery(t *testing.T) {
 		t.Fatalf("a member waiting for the client's recovery was taken for stalled: %+v", st)
 	}
 	f.clientAck(100)
-	start := f.now
-	f.now = start.Add(p.StallTimeout - time.Millisecond)
-	f.tick()
-	if st := eventsOf(f.o.takeEvents(), EventStalled); len(st) != 0 {
-		t.Fatalf("stalled early: %+v", st)
-	}
-	f.now = start.Add(p.StallTimeout)
-	f.tick()
-	st := eventsOf(f.o.takeEvents(), EventStalled)
-	if len(st) != 1 || st[0].Member != 0 || st[0].Lag != LagOutput {
-		t.Errorf("stalled events %+v, want member 0 with an output lag", st)
-	}
+	f.wantStallAt(f.now.Add(p.StallTimeout), 0, LagOutput)
 }
