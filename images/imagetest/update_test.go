@@ -1,9 +1,12 @@
 package imagetest
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -24,118 +27,169 @@ func (x *box) waitSlot(s string, timeout time.Duration) string {
 	}
 }
 
-// install mounts the bundle disk and installs one bundle with the rauc
-// command line, returning the output.
-func (x *box) install(pw, bundle string) string {
-	x.t.Helper()
-	start := time.Now()
-	out := x.shell(pw, "mkdir -p /run/bundles; mountpoint -q /run/bundles || mount -o ro /dev/disk/by-label/bundles /run/bundles; "+
-		"rauc install /run/bundles/"+bundle+" >/run/rauc.log 2>&1; echo RC=$?; tail -n 4 /run/rauc.log; ls /efi/loader/entries | tr '\\n' ' '", 10*time.Minute)
-	logDuration(x.t, "rauc install "+bundle, start)
-	if !strings.Contains(out, "RC=0") {
-		x.t.Fatalf("rauc install %s failed:\n%s", bundle, out)
+// cli runs the operator CLI (built for this machine) against the box's
+// API on the forwarded port, as an operator would from their desk.
+type cli struct {
+	t        *testing.T
+	bin, url string
+	password string
+}
+
+func (c *cli) run(args ...string) (string, error) {
+	c.t.Helper()
+	cmd := exec.Command(c.bin, append([]string{"--url", c.url, "--insecure", "--data-dir", c.t.TempDir()}, args...)...)
+	cmd.Env = append(os.Environ(), "FTBRIDGE_PASSWORD="+c.password, "FTBRIDGE_TOKEN=")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// slotsState is what GET /system/slots says, or "" while the API is not
+// answering (the box is rebooting).
+type slotsState struct {
+	Booted, Next string
+	Trial        bool
+	Slots        []struct{ Slot, State, Version string }
+}
+
+func (c *cli) slots() (slotsState, string) {
+	var st slotsState
+	out, err := c.run("--json", "slots")
+	if err != nil || json.Unmarshal([]byte(out), &st) != nil {
+		return slotsState{}, out
 	}
-	return out
+	return st, out
 }
 
-func (x *box) reboot() {
-	x.t.Helper()
-	x.send("6")
-	x.expect(`Reboot the box now\? \[y/N\]: `, 30*time.Second)
-	x.send("y")
-	x.expect(`Rebooting`, 30*time.Second)
+func (s slotsState) state(slot string) string {
+	for _, x := range s.Slots {
+		if x.Slot == slot {
+			return x.State
+		}
+	}
+	return ""
 }
 
+// waitSlots polls the slots until ok accepts them.
+func (c *cli) waitSlots(what string, timeout time.Duration, ok func(slotsState) bool) slotsState {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		st, out := c.slots()
+		if ok(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s: not within %s; slots:\n%s", what, timeout, out)
+		}
+		time.Sleep(3 * time.Second)
+	}
+}
+
+// waitEvent polls the event log through the API until an event of kind
+// whose text has want appears.
+func (c *cli) waitEvent(kind, want string, timeout time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		out, err := c.run("--json", "events", "--kind", kind)
+		if err == nil && strings.Contains(out, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("no %s event with %q within %s:\n%s", kind, want, timeout, out)
+		}
+		time.Sleep(3 * time.Second)
+	}
+}
+
+// TestUpdateRollback installs a good and a broken update bundle through
+// the management API with the operator CLI (`ftbridge update install
+// FILE --reboot` over the forwarded port): the good one runs from slot B
+// and is committed; the broken one's trial fails and the box comes back on
+// slot B by itself, with the event in the API's event log.
 func TestUpdateRollback(t *testing.T) {
 	b, disk := requireImage(t, "x86_64", true)
-	pw := os.Getenv("FTB_IMAGE_ROOT_PASSWORD")
-	if pw == "" {
-		t.Skip("needs FTB_IMAGE_ROOT_PASSWORD (image built with ROOT_PASSWORD): bundles are installed from the console's root shell")
+	if !hasManagementPlane(t) {
+		t.Skip("the image's daemon has no management plane: updates are installed through its API")
 	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the broken bundle is rebuilt from the root image with its owners")
 	}
-	for _, tool := range []string{"rauc", "mke2fs", "unsquashfs"} {
+	for _, tool := range []string{"rauc", "unsquashfs"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s not installed", tool)
 		}
 	}
 	dir := t.TempDir()
-	stage := filepath.Join(dir, "bundles")
-	os.MkdirAll(stage, 0o755)
+	broken := filepath.Join(dir, "broken.raucb")
 	start := time.Now()
-	for _, args := range [][]string{{"x86_64"}, {"x86_64", "--broken", filepath.Join(stage, "broken.raucb")}} {
+	for _, args := range [][]string{{"x86_64"}, {"x86_64", "--broken", broken}} {
 		if out, err := exec.Command("bash", append([]string{"../bundle.sh"}, args...)...).CombinedOutput(); err != nil {
 			t.Fatalf("bundle.sh %v: %v\n%s", args, err, out)
 		} else {
 			t.Logf("%s", strings.TrimSpace(string(out)))
 		}
 	}
+	good := filepath.Join(outDir("x86_64"), "update.raucb")
 	logDuration(t, "build good and broken bundles", start)
-	good, err := os.ReadFile(filepath.Join(outDir("x86_64"), "update.raucb"))
-	if err != nil {
-		t.Fatal(err)
+	bin := filepath.Join(dir, "ftbridge")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/ftbridge").CombinedOutput(); err != nil {
+		t.Fatalf("building the CLI: %v\n%s", err, out)
 	}
-	os.WriteFile(filepath.Join(stage, "good.raucb"), good, 0o644)
-	bundles := filepath.Join(dir, "bundles.ext4")
-	if out, err := exec.Command("mke2fs", "-q", "-t", "ext4", "-L", "bundles", "-d", stage, bundles, "400M").CombinedOutput(); err != nil {
-		t.Fatalf("mke2fs: %v\n%s", err, out)
-	}
-	os.RemoveAll(stage)
 
-	x := boot(t, b, disk, dir, bundles)
+	x := boot(t, b, disk, dir, "")
 	x.menu(4 * time.Minute)
-	x.waitDaemon(2 * time.Minute)
-
-	// A good update: written to slot B, booted on trial, committed.
-	out := x.install(pw, "good.raucb")
-	if !strings.Contains(out, "ftbridge-0002-B+1.conf") || !strings.Contains(out, "ftbridge-0001-A.conf") {
-		t.Fatalf("entries after installing into B:\n%s", out)
+	screen := x.waitDaemon(2 * time.Minute)
+	m := regexp.MustCompile(pwRE).FindStringSubmatch(screen)
+	if m == nil {
+		t.Fatalf("no generated admin password on the console:\n%s", screen)
 	}
-	x.reboot()
+	x.waitAPI(2 * time.Minute)
+	c := &cli{t: t, bin: bin, url: fmt.Sprintf("https://127.0.0.1:%d", x.apiPort), password: m[1]}
+	st := c.waitSlots("slots of a fresh box", time.Minute, func(s slotsState) bool {
+		return s.Booted == "A" && s.Next == "A" && s.state("A") == "committed" && s.state("B") == "empty"
+	})
+	t.Logf("fresh box: %+v", st)
+
+	// A good update: uploaded, written to slot B, booted on trial,
+	// committed.
+	start = time.Now()
+	out, err := c.run("update", "install", good, "--reboot")
+	logDuration(t, "upload and install good.raucb through the API", start)
+	if err != nil || !strings.Contains(out, "state: installed") || !strings.Contains(out, "installed into slot B") {
+		t.Fatalf("ftbridge update install good.raucb: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
 	start = time.Now()
 	x.waitSlot("B", 5*time.Minute)
 	x.waitDaemon(2 * time.Minute)
 	logDuration(t, "reboot into the updated slot B to a running daemon", start)
-	committed := false
-	for i := 0; i < 12 && !committed; i++ {
-		out = x.shell(pw, "ls /efi/loader/entries | tr '\\n' ' '; echo; cat /data/ftbridge/events/update.jsonl 2>/dev/null", time.Minute)
-		committed = strings.Contains(out, "ftbridge-0002-B.conf ") && strings.Contains(out, `"update.committed"`)
-		if !committed {
-			time.Sleep(5 * time.Second)
-		}
-	}
-	if !committed {
-		t.Fatalf("slot B not committed after a healthy boot:\n%s", out)
-	}
+	c.waitSlots("slot B committed", 3*time.Minute, func(s slotsState) bool {
+		return s.Booted == "B" && !s.Trial && s.state("B") == "committed" && s.Next == "B"
+	})
 	logDuration(t, "slot B committed", start)
+	c.waitEvent("update-installed", "installed into slot B", time.Minute)
+	c.waitEvent("update.committed", "is healthy and committed", time.Minute)
 
 	// A broken update into slot A: its daemon exits at once, the trial
 	// boot is not healthy, the box reboots and comes back on B by itself.
-	out = x.install(pw, "broken.raucb")
-	if !strings.Contains(out, "ftbridge-0003-A+1.conf") {
-		t.Fatalf("entries after installing into A:\n%s", out)
-	}
-	x.reboot()
 	start = time.Now()
-	screen := x.waitSlot("A", 5*time.Minute)
+	out, err = c.run("update", "install", broken, "--reboot")
+	logDuration(t, "upload and install broken.raucb through the API", start)
+	if err != nil || !strings.Contains(out, "installed into slot A") {
+		t.Fatalf("ftbridge update install broken.raucb: %v\n%s", err, out)
+	}
+	start = time.Now()
+	screen = x.waitSlot("A", 5*time.Minute)
 	t.Logf("trial boot of the broken slot A reached the console:\n%s", screen)
 	x.waitSlot("B", 8*time.Minute)
 	logDuration(t, "broken trial boot to automatic rollback on slot B", start)
 	x.waitDaemon(2 * time.Minute)
-	var events string
-	for i := 0; i < 12; i++ {
-		events = x.shell(pw, "cat /proc/cmdline; ls /efi/loader/entries | tr '\\n' ' '; echo; cat /data/ftbridge/events/update.jsonl", time.Minute)
-		if strings.Contains(events, `"update.rollback"`) {
-			break
-		}
-		time.Sleep(5 * time.Second)
-	}
-	for _, want := range []string{"rauc.slot=B", "ftbridge-0003-A+0-1.conf", "ftbridge-0002-B.conf", `"update.rollback"`, "rolled back to slot B"} {
-		if !strings.Contains(events, want) {
-			t.Errorf("after the rollback, %q missing:\n%s", want, events)
-		}
-	}
+	st = c.waitSlots("rolled back", 2*time.Minute, func(s slotsState) bool {
+		return s.Booted == "B" && s.Next == "B" && s.state("A") == "bad" && s.state("B") == "committed"
+	})
+	t.Logf("after the rollback: %+v", st)
+	c.waitEvent("update.rollback", "rolled back to slot B", time.Minute)
 	// The console no longer offers the failed slot.
 	x.send("")
 	if screen := x.menu(30 * time.Second); !strings.Contains(screen, "5) Boot the other firmware once\n") {
