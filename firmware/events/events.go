@@ -152,6 +152,14 @@ func Open(o Options) (*Store, error) {
 	return s, nil
 }
 
+// maxSeqJump bounds how far one stored line's sequence number may lie
+// above every number loaded before it. Genuine gaps come from transient
+// events, which take a number but are not stored: even a million a second
+// needs twelve days for this one. A larger jump is damage (a flipped
+// digit), and believing it could leave no room for the next events: near
+// 2^64 their numbers would wrap to 0 and they would be lost on reload.
+const maxSeqJump = 1 << 40
+
 // load reads one log file into memory. It returns the number of complete
 // lines and the offset just past the last complete, well-formed line.
 func (s *Store) load(path string, current bool) (lines int, good int64, err error) {
@@ -171,7 +179,7 @@ func (s *Store) load(path string, current bool) (lines int, good int64, err erro
 		line := data[:i]
 		data = data[i+1:]
 		var ev Event
-		if err := json.Unmarshal(line, &ev); err != nil || ev.Seq == 0 {
+		if err := json.Unmarshal(line, &ev); err != nil || ev.Seq == 0 || ev.Seq > s.seq+maxSeqJump {
 			// A damaged line in the middle (or a torn line that a later
 			// write completed with a newline): skip it, keep the rest.
 			s.skipped++
