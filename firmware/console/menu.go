@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/netip"
 	"strings"
+	"unicode"
 )
 
 // Screen size the menu is laid out for: the serial terminal nobody can
@@ -32,6 +33,7 @@ type Menu struct {
 
 	r   *bufio.Reader
 	err error // first write error
+	col int   // column of the cursor, for wrapping
 }
 
 // errEOF ends the menu when the terminal closes (hang-up, Ctrl-D).
@@ -317,7 +319,7 @@ func (m *Menu) bootOther(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.printf("\nThe box reboots into %s once; the next reboot returns to the\ncurrent firmware unless that one is committed.\n", d)
+	m.printf("\nThe box reboots into %s once;\nthe next reboot returns to the current firmware unless that one is committed.\n", clip(d, Width-28))
 	ok, err := m.yes("Reboot into the other firmware now?")
 	if err != nil || !ok {
 		return err
@@ -370,6 +372,11 @@ func (m *Menu) prompt(p string) (string, error) {
 		}
 		return "", err
 	}
+	if strings.HasSuffix(line, "\n") {
+		m.col = 0 // the terminal echoed the line and its end
+	} else {
+		m.printf("\n") // input ended mid-line: answer on a line of its own
+	}
 	return strings.TrimSpace(strings.TrimRight(line, "\r\n")), nil
 }
 
@@ -377,7 +384,34 @@ func (m *Menu) printf(format string, args ...any) {
 	if m.err != nil {
 		return
 	}
-	_, m.err = fmt.Fprintf(m.Out, format, args...)
+	_, m.err = io.WriteString(m.Out, m.screen(fmt.Sprintf(format, args...)))
+}
+
+// screen makes text safe for a dumb terminal whatever it quotes (typed
+// input, an entry title from the ESP, an address): control characters
+// other than the line end are shown as '?', so that no escape sequence or
+// backspace reaches the terminal, and a line that would reach the last
+// column is broken before it, since a dumb terminal's own wrapping would
+// scroll the screen apart.
+func (m *Menu) screen(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r == '\n' {
+			b.WriteByte('\n')
+			m.col = 0
+			continue
+		}
+		if unicode.IsControl(r) {
+			r = '?'
+		}
+		if m.col >= Width-1 {
+			b.WriteByte('\n')
+			m.col = 0
+		}
+		b.WriteRune(r)
+		m.col++
+	}
+	return b.String()
 }
 
 // clip shortens s to at most n runes.
