@@ -172,7 +172,7 @@ func FuzzParseReplicas(f *testing.F) {
 		}
 		var api []apiReplica
 		for _, r := range reps {
-			api = append(api, apiReplica{r.Name, r.Interface, r.Health})
+			api = append(api, apiReplica(r))
 		}
 		data, err := json.Marshal(map[string]any{"replicas": api})
 		if err != nil {
