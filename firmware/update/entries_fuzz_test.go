@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -219,15 +220,25 @@ func FuzzESP(f *testing.F) {
 	})
 }
 
-// fuzzDir is a fresh directory for one fuzz input, on tmpfs when there is
-// one: entries and kernels are written and synced, and on a disk the syncs
-// would leave the fuzzer a few inputs a second.
+// fuzzDir is an empty directory for one fuzz input: on tmpfs when there
+// is one, since the code under test syncs what it writes and on a disk the
+// syncs would leave the fuzzer a few inputs a second; and always at the
+// same path within a process, since a random name (os.MkdirTemp) makes
+// the instrumented code take different paths for the same input, which
+// the fuzzer mistakes for new coverage.
 func fuzzDir(t *testing.T) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("/dev/shm", "ftb-fuzz-update-")
-	if err != nil {
-		return t.TempDir()
+	base := filepath.Join(os.TempDir(), "ftb-fuzz-update-"+strconv.Itoa(os.Getpid()))
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		base = filepath.Join("/dev/shm", filepath.Base(base))
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := filepath.Join(base, "in")
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
 	return dir
 }
