@@ -77,6 +77,8 @@ type Server struct {
 
 	// upd is the firmware install's state (one at a time).
 	upd updates
+	// uploadIdle cuts off an upload that sends nothing for this long.
+	uploadIdle time.Duration
 
 	mu     sync.Mutex
 	closed bool
@@ -98,7 +100,7 @@ func New(o Options) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		o: o, now: time.Now, sseKeepalive: 15 * time.Second, ctx: ctx, stop: cancel,
+		o: o, now: time.Now, sseKeepalive: 15 * time.Second, ctx: ctx, stop: cancel, uploadIdle: uploadIdle,
 		afterResponse: func(f func()) { time.AfterFunc(200*time.Millisecond, f) },
 	}
 	s.upd.st.State = UpdateIdle

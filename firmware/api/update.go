@@ -51,6 +51,26 @@ const DefaultMaxBundle = 512 << 20
 // partition: the configuration and event log must still be writable.
 const bundleReserve = 8 << 20
 
+// uploadIdle is how long an upload may send nothing before it is cut off:
+// the server has no overall read timeout (a bundle over a slow link takes
+// minutes), and a stalled client must not hold the installer.
+const uploadIdle = 60 * time.Second
+
+// idleReader renews the connection's read deadline before every read, so
+// only silence, not a long upload, ends it.
+type idleReader struct {
+	r    io.Reader
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func (i idleReader) Read(p []byte) (int, error) {
+	// Not every ResponseWriter supports deadlines; without one the read
+	// simply has none.
+	_ = i.rc.SetReadDeadline(time.Now().Add(i.idle))
+	return i.r.Read(p)
+}
+
 // bundlePattern names uploads in UpdateDir (os.CreateTemp's pattern);
 // leftovers of an interrupted daemon are removed at start.
 const bundlePattern = "bundle-*.raucb"
@@ -220,7 +240,9 @@ func (s *Server) handleUpdatePost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	path := f.Name()
-	n, err := io.Copy(countingWriter{f, &s.upd}, http.MaxBytesReader(w, r.Body, limit))
+	body := idleReader{r: http.MaxBytesReader(w, r.Body, limit), rc: http.NewResponseController(w), idle: s.uploadIdle}
+	n, err := io.Copy(countingWriter{f, &s.upd}, body)
+	_ = body.rc.SetReadDeadline(time.Time{})
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -362,3 +362,48 @@ func TestUpdateRemovesStaleBundles(t *testing.T) {
 		t.Fatalf("after start: %v", f)
 	}
 }
+
+// TestUpdateStalledUpload: a client that stops sending is cut off after
+// the idle time, so it cannot hold the installer.
+func TestUpdateStalledUpload(t *testing.T) {
+	e := newEnv(t, nil)
+	dir := filepath.Join(e.dir, "update")
+	withUpdater(e, newFakeUpdater(), dir, 0)
+	e.srv.uploadIdle = 300 * time.Millisecond
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	hr, _ := http.NewRequest("POST", e.ts.URL+"/api/v1/system/update", pr)
+	hr.ContentLength = 1 << 20
+	hr.Header.Set("Content-Type", "application/octet-stream")
+	hr.SetBasicAuth("admin", e.password)
+	go func() {
+		if res, err := e.ts.Client().Do(hr); err == nil {
+			res.Body.Close()
+		}
+	}()
+	pw.Write(make([]byte, 1024))
+	start := time.Now()
+	deadline := start.Add(10 * time.Second)
+	var st UpdateState
+	for {
+		e.must(req{method: "GET", path: "/api/v1/system/update"}, 200).json(t, &st)
+		if st.State == UpdateFailed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stalled upload not cut off: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(st.Error, "broke off after 1024 bytes") {
+		t.Fatalf("state: %+v", st)
+	}
+	if f := bundleFiles(t, dir); len(f) != 0 {
+		t.Fatalf("partial bundle left: %v", f)
+	}
+	// The installer is free again.
+	e.must(req{method: "POST", path: "/api/v1/system/update", body: "bundle", ctype: "application/octet-stream"}, http.StatusAccepted)
+	if st := waitUpdate(e); st.State != UpdateInstalled {
+		t.Fatalf("after the stalled one: %+v", st)
+	}
+}
