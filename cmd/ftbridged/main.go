@@ -101,6 +101,7 @@ func run(args []string, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "SNAPSHOT %s\n", b)
 		}
 	}()
+	go releaseWhenIdle(ctx, eng.Snapshot)
 	logger.Printf("running: uplink %s, %d replicas, %d services", cfg.Uplink, len(cfg.Replicas), len(cfg.Services))
 	err = eng.Run(ctx)
 	signal.Stop(usr1)

@@ -81,6 +81,7 @@ func runManaged(cfgPath, dataDir string, logger *log.Logger, stderr io.Writer, u
 			fmt.Fprintf(stderr, "SNAPSHOT %s\n", b)
 		}
 	}()
+	go releaseWhenIdle(ctx, p.DP.Snapshot)
 	cur := p.Config.Current()
 	logger.Printf("running: uplink %s, %d replicas, %d services; management API on %v", cur.Config.Uplink, len(cur.Config.Replicas), len(cur.Config.Services), p.Addrs())
 	code := 0
