@@ -28,14 +28,16 @@ func (c *Conn) FromClient(now time.Time, s *Segment, out Output) {
 	if s.HasTS && c.vTS && seq.Value(s.TSVal).GreaterThanEq(seq.Value(c.cTSVal)) {
 		c.cTSVal = s.TSVal
 	}
-	prevAck := c.cAck
+	prevAck, prevEdge := c.cAck, c.cEdge
 	if s.Flags.Has(pkt.TCPFlagAck) {
 		c.clientAck(s)
 	}
 	n := uint32(len(s.Payload))
 	fin := s.Flags.Has(pkt.TCPFlagFin)
 	if !c.vSACK && s.Flags.Has(pkt.TCPFlagAck) {
-		c.renoRecovery(prevAck, seq.Value(s.Ack), n == 0 && !fin, out)
+		// A duplicate ACK (RFC 5681): no data, no FIN, the same ACK and
+		// window; a window update is not one.
+		c.renoRecovery(prevAck, seq.Value(s.Ack), n == 0 && !fin && c.cEdge == prevEdge, out)
 	}
 	end := seq.Value(s.Seq).Add(n)
 	c.logInput(seq.Value(s.Seq), s.Payload)
@@ -79,9 +81,9 @@ func (c *Conn) FromClient(now time.Time, s *Segment, out Output) {
 // ACKs only on connections without SACK, so every segment lost toward the
 // client would wait for that member's retransmission timer, backed off
 // to seconds under steady loss. prev is the client's cumulative ACK
-// before this segment, a the one it carries; pure says the segment has
-// no data and no FIN.
-func (c *Conn) renoRecovery(prev, a seq.Value, pure bool, out Output) {
+// before this segment, a the one it carries; dup says the segment is a
+// duplicate ACK if its ACK is prev.
+func (c *Conn) renoRecovery(prev, a seq.Value, dup bool, out Output) {
 	if c.state != StateEstablished || !c.HandshakeDone() {
 		return
 	}
@@ -90,7 +92,7 @@ func (c *Conn) renoRecovery(prev, a seq.Value, pure bool, out Output) {
 		c.armRTO()
 	}
 	switch {
-	case a == prev && pure && c.rel.GreaterThan(a):
+	case a == prev && dup && c.rel.GreaterThan(a):
 		// A duplicate ACK with output outstanding.
 		if c.dupAcks < 255 {
 			c.dupAcks++

@@ -2,6 +2,8 @@ package failover
 
 import (
 	"testing"
+
+	"github.com/ftbridge/ftbridge/dataplane/pkt"
 )
 
 // A replica that refuses SACK makes the view SACK-less, while the other
@@ -113,5 +115,28 @@ func TestBoxRTOWithoutClientSACK(t *testing.T) {
 	f.tick()
 	if d := dataSegs(f.o.takeClient()); len(d) != 0 {
 		t.Fatalf("resent with nothing outstanding: %v", d)
+	}
+}
+
+// Window updates are not duplicate ACKs (RFC 5681): three of them with
+// output outstanding make no resend.
+func TestRenoIgnoresWindowUpdates(t *testing.T) {
+	p := testParams()
+	a, b := rc(1, 100000, 700), rc(2, 900000, 800)
+	b.sack = false
+	f := newFix(t, p, defaultCli(), a, b)
+	mss := f.c.SendMSS()
+	data := pattern(0, 4*mss, 3)
+	f.repData(0, 0, data)
+	f.repData(1, 0, data)
+	f.clientAck(uint32(mss))
+	f.o.drain()
+	for k := 0; k < 4; k++ {
+		s := f.cseg(f.cOff, uint32(mss), "", pkt.TCPFlagAck)
+		s.Window = uint16(1000 + 100*k)
+		f.fromClient(s)
+	}
+	if d := dataSegs(f.o.takeClient()); len(d) != 0 {
+		t.Fatalf("window updates taken for duplicate ACKs: %v", d)
 	}
 }
