@@ -13,7 +13,9 @@ import (
 // not copy. It returns the encoding and the TCPOptions that parsing it must
 // yield (offsets aside).
 func reencodeOptions(opts []byte, o *TCPOptions) ([]byte, TCPOptions) {
-	var buf [128]byte
+	// The encoding is never longer than the options it came from, which
+	// the fuzzer may make longer than a TCP header's 40 bytes.
+	buf := make([]byte, max(128, len(opts)))
 	want := *o
 	n := 0
 	if o.HasMSS {
