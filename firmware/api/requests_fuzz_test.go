@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -56,9 +57,10 @@ var fuzzRoutes = []fuzzRoute{
 // replaced by the current admin password and "$CERT"/"$KEY" by a valid
 // certificate and key, so the fuzzer reaches the success paths too.
 //
-// For every input: no panic, no 5xx, every answer JSON, every error a
-// JSON error body with a code and a message, and the API token still
-// works afterwards. Per route, what the answer claims must be true:
+// For every input: no panic, no 5xx, every answer JSON (but the router's
+// redirect of a path that is not clean, such as an empty name between two
+// slashes), every error a JSON error body with a code and a message, and
+// the API token still works afterwards. Per route, what the answer claims must be true:
 //
 //   - login 200: the body named admin and the current password, and the
 //     session cookie and CSRF token it returns authenticate;
@@ -199,6 +201,20 @@ func FuzzRequests(f *testing.F) {
 		res := w.Result()
 		if w.Code >= 500 {
 			t.Fatalf("%s %s %q: status %d: %s", rt.method, target, body, w.Code, w.Body)
+		}
+		u, err := url.Parse(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := u.Path; w.Code == http.StatusMovedPermanently && path.Clean(p) != p {
+			// gorilla/mux answers a path that is not clean ("//", "/./")
+			// with a bodiless redirect to the clean one: known, reported
+			// (docs/fuzzing.md, open findings), and not a JSON decoding
+			// matter.
+			if loc := res.Header.Get("Location"); loc == "" || !strings.HasPrefix(loc, path.Clean(p)) {
+				t.Fatalf("%s %s: redirect to %q", rt.method, target, loc)
+			}
+			return
 		}
 		if ct := res.Header.Get("Content-Type"); ct != contentTypeJSONUTF8 {
 			t.Fatalf("%s %s: Content-Type %q", rt.method, target, ct)
