@@ -73,9 +73,14 @@ type Snapshot struct {
 	Rejoins      RejoinCounts      `json:"rejoins"`
 	Drops        map[string]uint64 `json:"drops"`
 	Failovers    uint64            `json:"failovers"`
-	Divergences  uint64            `json:"divergences"`
-	HeldBytes    int64             `json:"held_bytes"`
-	Uplink       struct {
+	// LastMemberKept counts connections that kept a replica failed on
+	// soft evidence as their last live member; LastResortConns new
+	// connections given to such replicas when none was healthy.
+	LastMemberKept  uint64 `json:"last_member_kept"`
+	LastResortConns uint64 `json:"last_resort_conns"`
+	Divergences     uint64 `json:"divergences"`
+	HeldBytes       int64  `json:"held_bytes"`
+	Uplink          struct {
 		RxFrames, TxFrames, RxBytes, TxBytes uint64
 	} `json:"uplink"`
 }
@@ -148,6 +153,8 @@ func (e *Engine) snapshot(maxConns int) Snapshot {
 	}
 	s.Drops = e.counters.DropCounts()
 	s.Failovers = e.counters.Failovers.Load()
+	s.LastMemberKept = e.counters.LastMemberKept.Load()
+	s.LastResortConns = e.counters.LastResortConns.Load()
 	s.Divergences = e.counters.Divergences.Load()
 	s.HeldBytes = e.hold.Used
 	s.Uplink.RxFrames = e.upCtr.RxFrames.Load()

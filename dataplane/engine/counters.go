@@ -40,10 +40,13 @@ type PortCounters struct {
 type Counters struct {
 	Drops       [numDropReasons]atomic.Uint64
 	ConnsOpened atomic.Uint64
+	ConnsClosed atomic.Uint64
 	// LastMemberKept counts connections that kept a replica failed on
 	// soft evidence because it was their last live member.
-	LastMemberKept   atomic.Uint64
-	ConnsClosed      atomic.Uint64
+	LastMemberKept atomic.Uint64
+	// LastResortConns counts new connections given to replicas down on
+	// probe silence alone because no replica was healthy.
+	LastResortConns  atomic.Uint64
 	Failovers        atomic.Uint64
 	Divergences      atomic.Uint64
 	RejoinsStarted   atomic.Uint64

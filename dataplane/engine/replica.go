@@ -31,6 +31,12 @@ type replica struct {
 	holdFactor int
 	lastChange time.Time
 	reason     string
+	// downSoft: the replica is down on soft evidence only (probe
+	// silence, not a lost carrier or a vanished port); svcRefused[s]:
+	// its listener on service s answered a probe with an RST. Such a
+	// replica is a last resort for new connections (lastResort).
+	downSoft   bool
+	svcRefused []bool
 	// ready: the application-state hook passed since it last came up
 	// (always true without Config.ReadyGate).
 	ready bool
@@ -54,7 +60,7 @@ func newReplica(id int, rc ReplicaConfig, nsvc int) *replica {
 	return &replica{
 		id: id, name: rc.Name, ifname: rc.Interface,
 		svcUp: make([]bool, nsvc), svcOK: make([]int, nsvc), svcFail: make([]int, nsvc),
-		svcSeen: make([]bool, nsvc), probePort: make([]uint16, nsvc),
+		svcSeen: make([]bool, nsvc), probePort: make([]uint16, nsvc), svcRefused: make([]bool, nsvc),
 		prevPorts: make([][probeMemory]sentProbe, nsvc), svcLast: make([]time.Time, nsvc),
 		reason: "starting",
 	}
@@ -66,6 +72,7 @@ func (r *replica) addService() {
 	r.svcOK = append(r.svcOK, 0)
 	r.svcFail = append(r.svcFail, 0)
 	r.svcSeen = append(r.svcSeen, false)
+	r.svcRefused = append(r.svcRefused, false)
 	r.probePort = append(r.probePort, 0)
 	r.prevPorts = append(r.prevPorts, [probeMemory]sentProbe{})
 	r.svcLast = append(r.svcLast, time.Time{})
@@ -74,6 +81,18 @@ func (r *replica) addService() {
 // eligible reports whether the replica may take a new connection on service svc.
 func (r *replica) eligible(svc int, now time.Time) bool {
 	return !r.removed && r.up && r.ready && r.admin == AdminEnabled && r.port != nil && r.svcUp[svc] && !now.Before(r.holdUntil)
+}
+
+// lastResort reports whether the replica may take a new connection on
+// service svc when no replica is eligible: it is down on probe silence
+// alone (its carrier is up, its port there, its listener never refused a
+// probe), and it is not held out after a stall. When every replica falls
+// silent at once the likelier cause is on the box's side (a starved
+// machine, a congested segment): refusing the client fails it for
+// certain, offering the connection may well work.
+func (r *replica) lastResort(svc int, now time.Time) bool {
+	return !r.removed && (r.up || r.downSoft) && r.carrier && r.ready && r.admin == AdminEnabled &&
+		r.port != nil && (r.svcUp[svc] || !r.svcRefused[svc]) && !now.Before(r.holdUntil)
 }
 
 // serving reports whether the replica may keep serving connections.
@@ -157,9 +176,10 @@ func (e *Engine) judgeRound(r *replica) {
 		r.svcSeen[s] = false
 		switch {
 		case r.svcUp[s] && r.svcFail[s] >= h.FailAfter:
-			e.setServiceDown(r, s, "TCP probe unanswered")
+			e.setServiceDown(r, s, "TCP probe unanswered", false)
 		case !r.svcUp[s] && r.svcOK[s] >= h.RiseAfter:
 			r.svcUp[s] = true
+			r.svcRefused[s] = false
 			e.publish(Event{Kind: EventReplicaUp, Replica: r.name, Port: e.services[s].addr.String()})
 			// A server that came back has lost its state: the hooks
 			// must bring it in line before it serves again.
@@ -174,6 +194,7 @@ func (e *Engine) judgeRound(r *replica) {
 // replica may still be serving, so connections whose last live member it
 // is keep it (failReplicaConns).
 func (e *Engine) setDown(r *replica, why string, reason failover.Reason, soft bool) {
+	r.downSoft = soft
 	if r.up {
 		r.up = false
 		r.lastChange = e.now
@@ -186,7 +207,8 @@ func (e *Engine) setDown(r *replica, why string, reason failover.Reason, soft bo
 
 // setServiceDown fails a replica for one service port (its server there
 // is gone while the host lives).
-func (e *Engine) setServiceDown(r *replica, svc int, why string) {
+func (e *Engine) setServiceDown(r *replica, svc int, why string, refused bool) {
+	r.svcRefused[svc] = refused
 	if r.svcUp[svc] {
 		r.svcUp[svc] = false
 		e.publish(Event{Kind: EventReplicaDown, Replica: r.name, Port: e.services[svc].addr.String(), Reason: why})
@@ -293,7 +315,7 @@ func (e *Engine) probeReply(r *replica, f *pkt.Frame) {
 			// No listener: the server process is gone. No need to wait
 			// for more rounds.
 			r.svcFail[s] = e.cfg.Health.FailAfter
-			e.setServiceDown(r, s, "TCP probe refused (RST)")
+			e.setServiceDown(r, s, "TCP probe refused (RST)", true)
 		case fl.Has(pkt.TCPFlagSyn | pkt.TCPFlagAck):
 			r.svcSeen[s] = true
 			r.svcLast[s] = e.now

@@ -297,6 +297,16 @@ func (e *Engine) eligible(si int) []int {
 			ids = append(ids, r.id)
 		}
 	}
+	if len(ids) == 0 {
+		for _, id := range e.order {
+			if r := e.replicas[id]; r.lastResort(si, e.now) {
+				ids = append(ids, r.id)
+			}
+		}
+		if len(ids) > 0 {
+			e.counters.LastResortConns.Add(1)
+		}
+	}
 	return ids
 }
 

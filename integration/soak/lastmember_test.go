@@ -69,3 +69,62 @@ func TestLastMemberKeptThroughBlackout(t *testing.T) {
 		}
 	}
 }
+
+// TestLastResortWhenEveryReplicaIsSilent: every replica's link drops all
+// frames for a moment, so every replica is declared down on probe silence
+// at once: the likelier culprit is on the box's side. A client connecting
+// then must not be refused: its SYN goes to the silent replicas as a last
+// resort, and once the links are back the connection is served.
+func TestLastResortWhenEveryReplicaIsSilent(t *testing.T) {
+	needRoot(t)
+	b := newTestBridge(t, BridgeOptions{Replicas: 2, Impaired: true})
+	from := b.Log.NumEvents()
+	imp := NewImpairer(b.Lab, 1)
+	var undos []func() error
+	healed := false
+	heal := func() {
+		if !healed {
+			for _, u := range undos {
+				u()
+			}
+			healed = true
+		}
+	}
+	defer heal()
+	for _, name := range []string{"a", "b"} {
+		undo, err := imp.Apply(linkOf(b, name), Impairment{Kind: "loss", Prob: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		undos = append(undos, undo)
+	}
+	for _, name := range []string{"a", "b"} {
+		if _, ok := b.Log.WaitEvent(from, 5*time.Second, func(e engine.Event) bool { return e.Kind == engine.EventReplicaDown && e.Replica == name }); !ok {
+			t.Fatalf("replica %s was not declared down during the blackout", name)
+		}
+	}
+	dialed := make(chan error, 1)
+	go func() {
+		c, err := b.Dial(LabsvcPort, 15*time.Second)
+		if err != nil {
+			dialed <- err
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		_, err = labsvc.Download(c, 1<<20, 22, nil)
+		dialed <- err
+	}()
+	time.Sleep(500 * time.Millisecond)
+	heal()
+	if err := <-dialed; err != nil {
+		t.Fatalf("a client connecting while every replica was silent: %v", err)
+	}
+	s, err := b.Snapshot(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.LastResortConns == 0 {
+		t.Errorf("no connection counted as a last resort: %+v", s)
+	}
+}
