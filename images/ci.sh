@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CI for the firmware images: installs the image tool packages (as root),
-# builds the boards' images and runs the qemu image tests. One command for
-# .ci/run:
+# builds the boards' images and runs the qemu image tests. .ci/run runs it
+# after make test:
 #
 #   bash images/ci.sh            x86_64 and arm64 images, every image test
 #   FTB_IMAGE_QUICK=1 bash images/ci.sh
@@ -32,8 +32,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 	apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
 fi
 
-# A root password for the console's root shell, made per run: the tests
-# install update bundles from it.
+# A root password for the console's root shell, made per run: the boot
+# test checks the shell, and a failed in-line run dumps the daemon's
+# journal from it. (Updates go through the API.)
 ROOT_PASSWORD=ci-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
 export ROOT_PASSWORD
 
