@@ -182,7 +182,11 @@ func TestUpdateRollback(t *testing.T) {
 	start = time.Now()
 	screen = x.waitSlot("A", 5*time.Minute)
 	t.Logf("trial boot of the broken slot A reached the console:\n%s", screen)
+	logDuration(t, "reboot to the broken trial's console", start)
+	trial := time.Now()
 	x.waitSlot("B", 8*time.Minute)
+	// The health gate's verdict, the reboot and the boot of slot B.
+	logDuration(t, "broken trial's console to the console of slot B", trial)
 	logDuration(t, "broken trial boot to automatic rollback on slot B", start)
 	x.waitDaemon(2 * time.Minute)
 	st = c.waitSlots("rolled back", 2*time.Minute, func(s slotsState) bool {
