@@ -210,3 +210,46 @@ func TestFailoverDoneReportsStall(t *testing.T) {
 		t.Fatalf("failover-done %+v", d)
 	}
 }
+
+// The primary fails after the box answered the client's SYN but before the
+// client's handshake ACK arrived (a slow client link): the backups are in
+// SYN_RECV. The failover must send them nothing (an ACK of their ISN, all
+// the client has acknowledged, draws an RST there and cost the soak two
+// connections); the client's ACK then completes their handshakes.
+func TestFailoverBeforeClientHandshakeACK(t *testing.T) {
+	p := testParams()
+	cli := defaultCli()
+	reps := []repCfg{rc(10, 0xFFFFFFF0, 1_000_000), rc(11, 0x00000100, 77), rc(12, 0x7FFFFFFF, 0xFFFFFF00)}
+	f := newConnOnly(t, p, cli, reps...)
+	for i, r := range reps {
+		f.c.FromReplica(f.now, i, r.synAck(cli.isn, cli.ts), f.o)
+	}
+	f.vISN = reps[f.c.Primary()].isn
+	if sa := f.o.takeClient(); len(sa) != 1 {
+		t.Fatalf("want the SYN-ACK to the client, got %v", sa)
+	}
+	f.o.drain()
+	f.adv(time.Millisecond)
+	f.c.RemoveReplica(f.now, f.c.MemberID(0), ReasonReplicaDown, true, f.o)
+	for i := 1; i < 3; i++ {
+		for _, s := range f.o.takeRep(i) {
+			t.Errorf("member %d in SYN_RECV got %v before the client's handshake ACK", i, s)
+		}
+	}
+	if !f.c.MemberLive(1) || f.c.Primary() != 1 {
+		t.Fatalf("member 1 should be the live primary")
+	}
+	// The client's handshake ACK reaches both survivors, acknowledging
+	// their SYNs.
+	f.cTS++
+	f.fromClient(f.cseg(0, 0, "", pkt.TCPFlagAck))
+	for i := 1; i < 3; i++ {
+		got := f.o.takeRep(i)
+		if len(got) != 1 || got[0].H.Ack != reps[i].isn+1 {
+			t.Errorf("member %d: want the handshake ACK of ISN+1, got %v", i, got)
+		}
+	}
+	f.repData(1, 0, "hello")
+	f.repData(2, 0, "hello")
+	f.wantOneData(f.o.takeClient(), 0, "hello")
+}

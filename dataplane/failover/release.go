@@ -314,7 +314,13 @@ func (c *Conn) sendClientAck(force bool, out Output) {
 // acknowledged (clamped to what the member sent), with the client's window.
 func (c *Conn) ackReplica(i int, out Output) {
 	m := &c.members[i]
-	if m.state != memberLive {
+	if m.state != memberLive || !c.HandshakeDone() {
+		// Before the client's handshake ACK the member is in SYN_RECV:
+		// an ACK of its ISN (all the client has acknowledged) is not
+		// acceptable there and draws an RST, and acknowledging its SYN
+		// on the client's behalf would turn a SYN flood into
+		// established connections on the servers. The client's ACK
+		// completes its handshake when it comes.
 		return
 	}
 	a := c.cAck
