@@ -369,7 +369,22 @@ func (c *Conn) dropMember(now time.Time, i int, reason Reason, rst bool, out Out
 	if wasLive || reason != ReasonSynTimeout {
 		out.Event(c, Event{Kind: EventMemberRemoved, Member: i, From: -1, Reason: reason, Time: now})
 	}
-	if !wasLive || c.state != StateEstablished {
+	if !wasLive {
+		return
+	}
+	if c.state != StateEstablished {
+		// Closing (TIME_WAIT): nothing is owed to the client, but the
+		// primary must stay a live member (or none), or status pages
+		// would name a replica that is gone.
+		if i == c.primary {
+			c.primary = -1
+			for j := range c.members {
+				if c.members[j].state == memberLive {
+					c.primary = j
+					break
+				}
+			}
+		}
 		return
 	}
 	if i == c.primary {
