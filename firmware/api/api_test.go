@@ -265,6 +265,8 @@ func TestReplicas(t *testing.T) {
 	}
 	e.must(req{method: "GET", path: "/api/v1/replicas/zz"}, 404).errCode(t)
 	e.must(req{method: "POST", path: "/api/v1/replicas/zz/disable"}, 404)
+	// An empty name is a JSON 404 too, not a redirect to another route.
+	e.must(req{method: "POST", path: "/api/v1/replicas//disable"}, 404).errCode(t)
 	e.must(req{method: "POST", path: "/api/v1/replicas/b/disable"}, 200).json(t, &one)
 	if one.Admin != "disabled" || one.Health != "down" {
 		t.Errorf("after disable %+v", one)

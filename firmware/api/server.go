@@ -154,6 +154,10 @@ func (s *Server) handle(r *mux.Router, method, path string, public bool, h http.
 
 func (s *Server) buildRouter() *mux.Router {
 	r := mux.NewRouter()
+	// An unclean path (an empty name: /replicas//promote) gets the JSON 404,
+	// not mux's bodiless 301 to the cleaned path, which most clients
+	// would follow as a GET of a different route.
+	r.SkipClean(true)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, codeNotFound, "", "no route %s", r.URL.Path)
 	})

@@ -62,6 +62,9 @@ func (e Entry) Good() bool { return e.TriesLeft == NoCounting }
 // Bad reports whether the entry has used up its tries.
 func (e Entry) Bad() bool { return e.TriesLeft == 0 }
 
+// maxGen is the highest generation an entry name can carry (nine digits).
+const maxGen = 999_999_999
+
 var entryRE = regexp.MustCompile(`^ftbridge-([0-9]{4,9})-([AB])(?:\+([0-9]+)(?:-([0-9]+))?)?\.conf$`)
 
 // ParseEntryName parses a loader entry file name. It reports false for
@@ -202,6 +205,12 @@ func (p *ESP) InstallSlot(s Slot, kernel, initrd, version string, trial bool) (E
 		if e.Gen >= gen {
 			gen = e.Gen + 1
 		}
+	}
+	if gen > maxGen {
+		// Only a damaged or hand-edited ESP gets here; an entry named
+		// past the width ParseEntryName reads would be invisible to
+		// MarkGood and MarkBad while systemd-boot might still boot it.
+		return Entry{}, fmt.Errorf("ESP: no generation above %d left (damaged entry names?)", maxGen)
 	}
 	// Remove the slot's old entries first: their kernel is about to be
 	// overwritten, so they must never be booted again.

@@ -139,6 +139,21 @@ func FuzzESP(f *testing.F) {
 			switch op % 9 {
 			case 0, 1, 2, 3:
 				e, err := esp.InstallSlot(s, kernel, initrd, "v9", op < 2)
+				top := 0
+				for _, b := range before {
+					top = max(top, b.Gen)
+				}
+				if top >= maxGen {
+					// No generation left: it must refuse, and
+					// change nothing.
+					if err == nil {
+						fail("InstallSlot above generation %d succeeded: %+v", top, e)
+					}
+					if after := listing(); !slices.Equal(after, files) {
+						fail("a refused install changed the ESP: %v -> %v", files, after)
+					}
+					continue
+				}
 				if err != nil {
 					fail("InstallSlot: %v", err)
 				}
