@@ -68,21 +68,30 @@ func (c *Conn) Redundancy() int { return c.live() }
 // MemberJoining reports whether member m is being brought in.
 func (c *Conn) MemberJoining(m int) bool { return c.members[m].state == memberJoining }
 
-// Join starts bringing replica id into the connection. It returns false if
-// the connection cannot take it (not re-joinable, already a member).
-func (c *Conn) Join(now time.Time, id int, out Output) bool {
-	c.now = now
+// CanJoin reports whether Join(id) would start a join now: the connection
+// is re-joinable and replica id is not a member, or a departed one whose
+// output never differed. It changes nothing, so a sweep over many
+// connections can count candidates before it starts any.
+func (c *Conn) CanJoin(id int) bool {
 	if !c.Rejoinable() {
 		return false
 	}
 	i := c.MemberIndex(id)
-	if i >= 0 && (c.members[i].state != memberGone || c.members[i].noJoin) {
+	if i < 0 {
+		return len(c.members) < 16
+	}
+	return c.members[i].state == memberGone && !c.members[i].noJoin
+}
+
+// Join starts bringing replica id into the connection. It returns false if
+// the connection cannot take it (not re-joinable, already a member).
+func (c *Conn) Join(now time.Time, id int, out Output) bool {
+	c.now = now
+	if !c.CanJoin(id) {
 		return false
 	}
+	i := c.MemberIndex(id)
 	if i < 0 {
-		if len(c.members) >= 16 {
-			return false
-		}
 		c.members = append(c.members, member{id: id})
 		i = len(c.members) - 1
 	}
