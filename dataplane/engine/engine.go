@@ -129,6 +129,11 @@ type Engine struct {
 	// nextKernelStats is when the ports' kernel drop counters are read next.
 	nextKernelStats time.Time
 	nextSweep       time.Time
+	// rejoinDirty: some connection may be joinable by some replica (see
+	// rejoinSweep); rejoinSvc and rejoinCands are the sweep's scratch.
+	rejoinDirty bool
+	rejoinSvc   []bool
+	rejoinCands []*connEntry
 	// overloadedAt is when the loop last fell behind its ports: a replica
 	// that seems to stall then may only be waiting in a queue.
 	overloadedAt time.Time
@@ -349,17 +354,24 @@ const kernelStatsEvery = time.Second
 // loop never saw: without them a flood past capacity would look smaller
 // than it was.
 func (e *Engine) readKernelDrops() {
-	read := func(p *port) {
-		if p == nil {
-			return
-		}
-		if n, err := p.p.ReadKernelDrops(); err == nil && n > 0 {
-			e.counters.Drops[DropSocketOverflow].Add(n)
-		}
-	}
-	read(e.uplink)
+	e.kernelDrops(e.uplink)
 	for _, r := range e.replicas {
-		read(r.port)
+		e.kernelDrops(r.port)
+	}
+}
+
+// kernelDrops reads and counts the frames the kernel dropped at p's socket
+// (the only reader of the kernel's counter: readKernelDrops and each probe
+// round call it). A port that dropped frames is marked backlogged: the
+// answers to the current probe round may have been among them.
+func (e *Engine) kernelDrops(p *port) {
+	if p == nil {
+		return
+	}
+	if n, err := p.p.ReadKernelDrops(); err == nil && n > 0 {
+		e.counters.Drops[DropSocketOverflow].Add(n)
+		p.ctr.RxKernelDrops.Add(n)
+		p.backlogged = true
 	}
 }
 

@@ -49,6 +49,7 @@ func (e *Engine) reconfigure(cfg Config) error {
 	}
 	old := e.cfg
 	e.cfg = cfg
+	e.rejoinDirty = true // services, replicas or policies may have changed
 	e.probeSrc = cfg.ProbeSource
 	e.hold.Max = cfg.Limits.MaxTotalHoldBytes
 	e.logBudget.Max = cfg.Limits.MaxTotalLogBytes

@@ -34,6 +34,7 @@ func (e *Engine) handleFrame(p *port, b []byte) {
 		if src := eth.Src(); src != r.peer && src[0]&1 == 0 {
 			r.peer = src
 		}
+		r.heard = true
 	}
 	switch eth.Type() {
 	case pkt.EtherTypeARP:
@@ -272,6 +273,13 @@ func (e *Engine) fromReplica(r *replica, si int, f *pkt.Frame, vh pkt.VNetHdr) {
 		Service: e.services[si].addr,
 	}
 	s := e.segment(f, vh)
+	if s.Flags&(pkt.TCPFlagSyn|pkt.TCPFlagAck|pkt.TCPFlagRst) == pkt.TCPFlagSyn|pkt.TCPFlagAck {
+		// The service's listener answered a SYN: as good as a probe
+		// answer, and it keeps arriving when a burst of connections
+		// crowds the probes out.
+		r.svcSeen[si] = true
+		r.svcLast[si] = e.now
+	}
 	ce := e.conns[key]
 	m := -1
 	if ce != nil {
