@@ -192,11 +192,26 @@ func (c *Conn) freeLog() {
 
 // hashTrimmed feeds the output about to be trimmed into the running hash.
 func (c *Conn) hashTrimmed(to seq.Value) {
-	if c.outHash == nil || !to.GreaterThan(c.outHashEnd) {
+	if !to.GreaterThan(c.outHashEnd) {
 		return
 	}
-	c.outHash.Write(c.out.slice(c.outHashEnd, to))
+	h := c.outputHash()
+	if h == nil {
+		return
+	}
+	h.Write(c.out.slice(c.outHashEnd, to))
 	c.outHashEnd = to
+}
+
+// outputHash returns the running hash of the output trimmed so far,
+// allocated on first use (an idle connection never needs its 150 bytes),
+// or nil where the connection keeps no input log and so cannot be joined.
+func (c *Conn) outputHash() *maphash.Hash {
+	if c.outHash == nil && !c.logOff && c.synAcked && c.state != StateClosed {
+		c.outHash = new(maphash.Hash)
+		c.outHash.SetSeed(hashSeed)
+	}
+	return c.outHash
 }
 
 // joinTrimLimit returns how far held output may be trimmed given the
@@ -223,7 +238,7 @@ func (c *Conn) joinTrimLimit(to seq.Value) seq.Value {
 func (c *Conn) joinSynAck(now time.Time, i int, s *Segment, out Output) {
 	m := &c.members[i]
 	j := m.join
-	if c.logOff || c.outHash == nil {
+	if c.logOff || c.outputHash() == nil {
 		c.failJoin(now, i, ReasonLogDropped, out)
 		return
 	}
