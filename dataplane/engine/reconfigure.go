@@ -74,6 +74,11 @@ func (e *Engine) reconfigure(cfg Config) error {
 				sv.rejoin, sv.retired = s.Rejoin, false
 				continue
 			}
+			if len(e.services) >= maxServices {
+				// Retired services keep their index while their
+				// connections live; so many changes need a restart.
+				return ErrRestartNeeded
+			}
 			params := &failover.Params{}
 			e.setParams(params, cfg, s)
 			e.svcIndex[ap] = len(e.services)
