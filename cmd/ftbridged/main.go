@@ -14,6 +14,10 @@
 // HTTPS, the event log, the configuration history and safe apply, metrics,
 // and the systemd notify protocol (docs/api.md). Without either it listens
 // on nothing.
+//
+// -cpuprofile FILE writes a pprof CPU profile of the whole run to FILE when
+// the daemon stops (go tool pprof ftbridged FILE); the benchmark uses it. It
+// opens no listener.
 package main
 
 import (
@@ -25,6 +29,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -49,6 +54,7 @@ func run(args []string, stderr io.Writer) int {
 	jsonLog := fs.Bool("json", false, "log events as JSON lines")
 	quiet := fs.Bool("quiet-conns", false, "do not log per-connection open/close events")
 	check := fs.Bool("check", false, "validate the configuration and exit")
+	cpuProfile := fs.String("cpuprofile", "", "write a pprof CPU profile of the run to `FILE` when stopping (for benchmarks)")
 	dataDir := fs.String("data-dir", "", "run the management plane with its state in `DIR` (default "+mgmt.DefaultDataDir+" when the configuration has a management section)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -66,6 +72,22 @@ func run(args []string, stderr io.Writer) int {
 	if *check {
 		fmt.Fprintln(stderr, "configuration OK")
 		return 0
+	}
+	if *cpuProfile != "" {
+		f, err := os.OpenFile(*cpuProfile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			logger.Print(err)
+			return 1
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			logger.Print(err)
+			return 1
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
 	}
 	if *dataDir != "" || cfg.Management != nil {
 		if *dataDir == "" {
