@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,6 +56,9 @@ type topoResult struct {
 	// Profile is the top of a CPU profile of the box process during a
 	// one-stream download, when one was taken.
 	Profile string `json:"-"`
+	// PProf is the top of the Go CPU profile (ftbridged -cpuprofile, read
+	// with go tool pprof) of the same download: the daemon's own code.
+	PProf string `json:"-"`
 }
 
 // load runs "ftbench load" in the client namespace and decodes its result.
@@ -379,12 +383,43 @@ func quantile(sorted []float64, q float64) float64 {
 // profileBox records the box process's CPU with perf during a one-stream
 // download and returns the top of the flat profile.
 func (b *bench) profileBox(t *topo, r *topoResult) {
+	// A daemon that writes a Go CPU profile of this download when it stops.
+	prof := filepath.Join(t.lab.Dir(), "cpu-"+t.name+".pprof")
+	if err := b.startDaemon(t, "", "--cpuprofile", prof); err != nil {
+		b.logf("%s profile: %v", t.name, err)
+		return
+	}
+	defer func() {
+		// Stopping writes the Go profile; the sections after this one get
+		// a daemon without profiling.
+		if err := b.startDaemon(t, ""); err != nil {
+			b.logf("%s after profile: %v", t.name, err)
+			return
+		}
+		out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount", "25", b.ftbridged, prof).Output()
+		if err != nil {
+			b.logf("go tool pprof: %v", err)
+			return
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		for i, l := range lines {
+			if strings.HasPrefix(strings.TrimSpace(l), "flat") {
+				lines = lines[i:]
+				break
+			}
+		}
+		r.PProf = strings.Join(lines, "\n")
+	}()
 	pid := t.boxPid()
 	if pid == 0 {
 		return
 	}
 	if _, err := exec.LookPath("perf"); err != nil {
-		b.logf("perf not installed: no profile (apt-get install linux-perf)")
+		b.logf("perf not installed: no perf profile (apt-get install linux-perf); the Go profile follows")
+		_, lerr := b.load(t, loadSpec{Kind: "bulk", Addr: fmt.Sprintf("%s:%d", t.target, loadPort), Streams: 1, Down: true, Dur: b.dur}, b.dur+30*time.Second)
+		if lerr != nil {
+			b.logf("%s profile load: %v", t.name, lerr)
+		}
 		return
 	}
 	data := fmt.Sprintf("%s/perf-%s.data", t.lab.Dir(), t.name)

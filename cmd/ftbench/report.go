@@ -367,6 +367,9 @@ func (r *report) write(b *bench) error {
 		w("\n## Where ftbridged spends its CPU\n\n`perf record -g` on ftbridged during a one-stream download, flat profile (self time, top entries).\n")
 		for _, t := range profiled {
 			w("\n### %s\n\n```\n%s\n```\n", t.Name, t.Profile)
+			if t.PProf != "" {
+				w("\nThe daemon's Go code alone (`ftbridged -cpuprofile`, `go tool pprof -top`):\n\n```\n%s\n```\n", t.PProf)
+			}
 		}
 	}
 	if notes, err := os.ReadFile(filepath.Join(dir, "notes.md")); err == nil {

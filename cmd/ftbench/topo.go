@@ -302,8 +302,8 @@ func (b *bench) newFTB(n, holdConns int) (*topo, error) {
 }
 
 // startDaemon (re)starts ftbridged with the bench configuration plus
-// extra, and waits until every replica serves every port.
-func (b *bench) startDaemon(t *topo, extra string) error {
+// extra (and the command-line args), and waits until every replica serves every port.
+func (b *bench) startDaemon(t *topo, extra string, args ...string) error {
 	if t.box != nil {
 		t.box.Signal(syscall.SIGTERM)
 		done := make(chan error, 1)
@@ -318,7 +318,7 @@ func (b *bench) startDaemon(t *topo, extra string) error {
 	if err := os.WriteFile(t.cfgPath, []byte(ftbConfig(t.lab, t.iperf, extra)), 0o600); err != nil {
 		return err
 	}
-	p, err := t.lab.Start(t.lab.BoxNS, b.ftbridged, "--config", t.cfgPath, "--quiet-conns")
+	p, err := t.lab.Start(t.lab.BoxNS, b.ftbridged, append([]string{"--config", t.cfgPath, "--quiet-conns"}, args...)...)
 	if err != nil {
 		return err
 	}
