@@ -150,6 +150,8 @@ type Engine struct {
 	rejoinDirty bool
 	rejoinSvc   []bool
 	rejoinCands []*connEntry
+	// eligibleIDs is eligible's scratch.
+	eligibleIDs []int
 	// overloadedAt is when the loop last fell behind its ports: a replica
 	// that seems to stall then may only be waiting in a queue.
 	overloadedAt time.Time

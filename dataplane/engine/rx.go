@@ -293,9 +293,10 @@ func (e *Engine) fromReplica(r *replica, si int, f *pkt.Frame, vh pkt.VNetHdr) {
 }
 
 // eligible lists the replicas that may take a new connection on service
-// si, the preferred primary first.
+// si, the preferred primary first. The slice is scratch, valid until the
+// next call (NewConn copies it).
 func (e *Engine) eligible(si int) []int {
-	ids := make([]int, 0, len(e.replicas))
+	ids := e.eligibleIDs[:0]
 	for _, id := range e.order {
 		if r := e.replicas[id]; r.eligible(si, e.now) {
 			ids = append(ids, r.id)
@@ -311,6 +312,7 @@ func (e *Engine) eligible(si int) []int {
 			e.counters.LastResortConns.Add(1)
 		}
 	}
+	e.eligibleIDs = ids
 	return ids
 }
 

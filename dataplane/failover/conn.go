@@ -248,7 +248,11 @@ type connKey struct {
 
 func packKey(k Key) connKey {
 	if !k.Client.Addr().Is4() || !k.Service.Addr().Is4() {
-		return connKey{wide: &k}
+		// A copy made here only: &k would move every caller's k to
+		// the heap, an allocation per connection.
+		w := new(Key)
+		*w = k
+		return connKey{wide: w}
 	}
 	return connKey{cli: k.Client.Addr().As4(), svc: k.Service.Addr().As4(), cport: k.Client.Port(), sport: k.Service.Port()}
 }
