@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -53,6 +54,10 @@ type topoResult struct {
 	MemPerConn map[int]float64 `json:"mem_bytes_per_conn,omitempty"`
 	MemConns   map[int]int     `json:"mem_conns_open,omitempty"`
 	MemLost    map[int]string  `json:"mem_lost,omitempty"`
+	// HeapPerConn is the growth of the daemon's live Go heap (as of its
+	// last garbage collection) per open connection: the connections'
+	// state without the collector's slack that RSS also holds.
+	HeapPerConn map[int]float64 `json:"heap_bytes_per_conn,omitempty"`
 	// Profile is the top of a CPU profile of the box process during a
 	// one-stream download, when one was taken.
 	Profile string `json:"-"`
@@ -279,6 +284,13 @@ func (b *bench) measureMemory(t *topo, r *topoResult, n int) {
 		pid = t.boxPid()
 	}
 	procs := (n + maxConnsPerProc - 1) / maxConnsPerProc
+	var heap0 uint64
+	if strings.HasPrefix(t.name, "ftbridge") {
+		b.collect(t)
+		if _, err := b.snapshot(t); err == nil {
+			heap0 = t.heapLive
+		}
+	}
 	rss0 := procRSS(pid)
 	type client struct {
 		cmd   *exec.Cmd
@@ -346,11 +358,16 @@ func (b *bench) measureMemory(t *topo, r *topoResult, n int) {
 	// The box completes a handshake after the client does: give the last
 	// ones a moment, then read.
 	time.Sleep(time.Second)
-	rss1 := procRSS(pid)
 	boxConns := -1
+	var heap1 uint64
+	if strings.HasPrefix(t.name, "ftbridge") {
+		b.collect(t)
+	}
+	rss1 := procRSS(pid)
 	if strings.HasPrefix(t.name, "ftbridge") {
 		if s, err := b.snapshot(t); err == nil {
 			boxConns = s.Connections
+			heap1 = t.heapLive
 		}
 	}
 	if boxConns >= 0 && float64(boxConns) < 0.95*float64(open) {
@@ -367,8 +384,26 @@ func (b *bench) measureMemory(t *topo, r *topoResult, n int) {
 		r.MemPerConn[n] = float64(rss1-rss0) / float64(open)
 		r.MemConns[n] = open
 	}
-	b.logf("%-11s hold  %d open (%d errors, box table %d): RSS %d -> %d KiB, %.0f B/conn", t.name, open, errs, boxConns,
-		rss0>>10, rss1>>10, r.MemPerConn[n])
+	heapNote := ""
+	if heap0 > 0 && heap1 > heap0 && boxConns > 0 {
+		if r.HeapPerConn == nil {
+			r.HeapPerConn = map[int]float64{}
+		}
+		r.HeapPerConn[n] = float64(heap1-heap0) / float64(boxConns)
+		heapNote = fmt.Sprintf(", live heap %d -> %d KiB, %.0f B/conn", heap0>>10, heap1>>10, r.HeapPerConn[n])
+	}
+	b.logf("%-11s hold  %d open (%d errors, box table %d): RSS %d -> %d KiB, %.0f B/conn%s", t.name, open, errs, boxConns,
+		rss0>>10, rss1>>10, r.MemPerConn[n], heapNote)
+}
+
+// collect asks ftbridged to collect garbage and return free memory to the
+// system (SIGUSR2), and gives it time to, so that its RSS and live heap
+// show the connections rather than the ramp's garbage.
+func (b *bench) collect(t *topo) {
+	if t.box == nil || t.box.Signal(syscall.SIGUSR2) != nil {
+		return
+	}
+	time.Sleep(1500 * time.Millisecond)
 }
 
 // quantile returns the q-quantile of sorted values (nearest rank).

@@ -36,7 +36,10 @@ type topo struct {
 	box     *lab.Proc
 	iperf   bool
 	sources []string // client source addresses for many connections
-	servers []*lab.Proc
+	// heapLive is the daemon's live Go heap from its latest snapshot
+	// (its MEMSTATS line), 0 if it gave none.
+	heapLive uint64
+	servers  []*lab.Proc
 	// ftbridged only.
 	cfgPath string
 	logOff  int64
@@ -354,6 +357,15 @@ func (b *bench) snapshot(t *topo) (engine.Snapshot, error) {
 				break // a partial last line is read again next time
 			}
 			off += int64(len(line))
+			if i := strings.Index(line, "MEMSTATS "); i >= 0 {
+				var m struct {
+					HeapLive uint64 `json:"heap_live_bytes"`
+				}
+				if json.Unmarshal([]byte(line[i+len("MEMSTATS "):]), &m) == nil {
+					t.heapLive = m.HeapLive
+				}
+				continue
+			}
 			if i := strings.Index(line, "SNAPSHOT "); i >= 0 {
 				var s engine.Snapshot
 				jerr := json.Unmarshal([]byte(line[i+len("SNAPSHOT "):]), &s)
