@@ -56,20 +56,35 @@ func TestProbeSilenceExcusedWhileBoxOverloaded(t *testing.T) {
 	r := e.replicas[0]
 	start := e.now
 	silence(r, start)
-	// The loop fell behind after the replica's last answer (a burst of
-	// new connections): the silence that follows proves nothing.
-	e.overloadedAt = start.Add(10 * time.Millisecond)
-	rounds(e, r, e.cfg.Health.FailAfter+4)
-	if !r.up || !r.svcUp[0] {
-		t.Fatalf("replica failed (up %v, service up %v) for silence while the box itself was overloaded", r.up, r.svcUp[0])
-	}
-	// Past the grace the silence counts again: a dead host must fail
-	// even while the box stays busy.
-	e.now = start.Add(overloadGrace)
+	// The loop stalled for 3 s after the replica's last answer (a burst
+	// of new connections on a starved machine) and has just caught up:
+	// the silence so far proves nothing.
+	e.now = start.Add(3 * time.Second)
 	e.overloadedAt = e.now
-	rounds(e, r, e.cfg.Health.FailAfter+1)
-	if r.up {
-		t.Fatalf("replica silent for %v is still up", e.now.Sub(start))
+	rounds(e, r, 2)
+	if !r.up || !r.svcUp[0] {
+		t.Fatalf("replica failed (up %v, service up %v) for silence while the box itself was stalled", r.up, r.svcUp[0])
+	}
+	// Once the box keeps up, silence counts from its recovery: the
+	// replica fails a few rounds later as usual.
+	rounds(e, r, e.cfg.Health.FailAfter+4)
+	if r.up || r.svcUp[0] {
+		t.Fatalf("replica silent for %v after the box recovered is still up (up %v, service up %v)",
+			e.now.Sub(e.overloadedAt), r.up, r.svcUp[0])
+	}
+	// A box that stays overloaded excuses silence only up to overloadCap.
+	bb2 := newBenchBox(t, 2)
+	e2 := bb2.e
+	r2 := e2.replicas[0]
+	start = e2.now
+	silence(r2, start)
+	e2.now = start.Add(overloadCap)
+	for range e2.cfg.Health.FailAfter + 4 {
+		e2.overloadedAt = e2.now
+		rounds(e2, r2, 1)
+	}
+	if r2.up {
+		t.Fatalf("replica silent for %v is still up under a box that stays overloaded", e2.now.Sub(start))
 	}
 }
 

@@ -145,7 +145,8 @@ func (e *Engine) judgeRound(r *replica) {
 	r.arpSeen, r.heard = false, false
 	// A loop that fell behind may not have read the answers yet: such a
 	// round proves nothing either way.
-	unknown := !good && r.carrier && r.port != nil && (r.port.backlogged || e.excused(r, r.lastARP))
+	backlogged := r.carrier && r.port != nil && r.port.backlogged
+	unknown := !good && (backlogged || e.excused(r, r.lastARP))
 	if r.port != nil {
 		r.port.backlogged = false
 	}
@@ -181,7 +182,10 @@ func (e *Engine) judgeRound(r *replica) {
 		if r.svcSeen[s] {
 			r.svcOK[s]++
 			r.svcFail[s] = 0
-		} else if r.probePort[s] != 0 && !unknown && !e.excused(r, r.svcLast[s]) && e.now.Sub(r.svcLast[s]) > r.silentLimit(h) {
+		} else if r.probePort[s] != 0 && !backlogged && !e.excused(r, r.svcLast[s]) && e.now.Sub(r.svcLast[s]) > r.silentLimit(h) {
+			// (The replica-wide verdict may be good, from its other
+			// traffic, while the probe answers still wait in a backlog:
+			// the service's own silence is judged on its own.)
 			r.svcFail[s]++
 			r.svcOK[s] = 0
 		}
@@ -545,24 +549,28 @@ func (r *replica) probeSentAt(s int, port uint16) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// overloadGrace bounds how long the box's own overload excuses a replica's
-// silence (see excused): a dead host must still fail while the box is busy.
-const overloadGrace = time.Second
+// overloadCap bounds how long the box's own overload excuses a replica's
+// silence (see excused): a dead host must still fail while the box stays
+// busy.
+const overloadCap = 10 * time.Second
 
 // excused reports whether a replica that was last heard at last may be
-// silent because of the box rather than itself: the loop fell behind its
-// ports (a burst of new connections, a starved machine) within the silence
-// being judged, so answers may still wait in its queues or the kernel's,
-// or the replica's kernel may share the same starved CPUs. Such silence
-// proves nothing for up to overloadGrace (or the replica's own silence
-// limit, if longer); past it the replica fails as usual. Carrier loss and
-// a probe refused with RST are not excused.
+// silent because of the box rather than itself. When the loop falls behind
+// its ports (a burst of new connections, a starved machine, a long turn of
+// the loop), answers wait in its queues, probes go out late or not at all,
+// and the replica's kernel may share the starved CPUs: silence before that
+// proves nothing, so it is counted from the later of the last answer and
+// the box's last overload. Past overloadCap of silence the replica is
+// judged anyway. Carrier loss and a probe refused with RST are never
+// excused.
 func (e *Engine) excused(r *replica, last time.Time) bool {
-	if e.overloadedAt.IsZero() || !r.carrier || r.port == nil {
+	if e.overloadedAt.IsZero() || !r.carrier || r.port == nil || !e.overloadedAt.After(last) {
 		return false
 	}
-	silence := e.now.Sub(last)
-	return e.overloadedAt.After(last) && silence <= max(overloadGrace, r.silentLimit(e.cfg.Health))
+	if e.now.Sub(last) > overloadCap {
+		return false
+	}
+	return e.now.Sub(e.overloadedAt) <= r.silentLimit(e.cfg.Health)
 }
 
 // silentLimit is how long a replica may go without answering before it is
