@@ -172,7 +172,7 @@ func (e *Engine) connStatus(c *failover.Conn) ConnStatus {
 	k := c.Key()
 	cs := ConnStatus{
 		Client: k.Client.String(), Service: k.Service.String(), State: c.State().String(),
-		BytesIn: c.BytesIn, BytesOut: c.BytesOut, Failovers: c.Failovers, Diverged: c.Diverged,
+		BytesIn: c.BytesIn, BytesOut: c.BytesOut, Failovers: int(c.Failovers), Diverged: c.Diverged,
 		Held: c.HeldBytes(), Created: c.Created(), Redundancy: c.Redundancy(), Rejoinable: c.Rejoinable(),
 		Detail: c.Detail(e.now),
 	}

@@ -135,7 +135,7 @@ type Conn struct {
 	// output trimmed from out, so a joining replica's replayed output can
 	// be checked against what the client got.
 	in        stream
-	inPending []pendingInput
+	inPending *pendingInputs
 	outHash   *maphash.Hash
 
 	// Stats for the management plane.
@@ -143,7 +143,6 @@ type Conn struct {
 	// Retransmits counts segments the box resent to the client on its
 	// own (loss recovery for a client without SACK).
 	Retransmits uint64
-	Failovers   int
 
 	// Client side (client space).
 	cISN    seq.Value
@@ -177,6 +176,8 @@ type Conn struct {
 	outHashEnd seq.Value // the hash covers view bytes before this
 
 	failoverMem int32 // the member a failover under way moved to
+	// Failovers counts the primary's changes (management plane stats).
+	Failovers int32
 
 	// The box's own loss recovery toward a client without SACK
 	// (renoRecovery): duplicate ACKs counted, and the release point when

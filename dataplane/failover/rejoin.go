@@ -26,6 +26,13 @@ import (
 // and a joiner's must use the same seed to be comparable.
 var hashSeed = maphash.MakeSeed()
 
+// pendingInputs holds the client data that arrived ahead of a gap in the
+// log. It is rare, so a Conn keeps it behind a pointer (8 bytes instead of
+// a slice's 24 in every connection).
+type pendingInputs struct {
+	segs []pendingInput
+}
+
 // pendingInput is client data that arrived ahead of a gap in the log.
 type pendingInput struct {
 	seq  seq.Value
@@ -116,26 +123,29 @@ func (c *Conn) logInput(sq seq.Value, data []byte) {
 		return
 	}
 	if sq.GreaterThan(c.in.end()) {
-		if len(c.inPending) >= maxPendingInput {
+		if c.inPending == nil {
+			c.inPending = new(pendingInputs)
+		}
+		if len(c.inPending.segs) >= maxPendingInput {
 			c.dropLog()
 			return
 		}
-		c.inPending = append(c.inPending, pendingInput{sq, append([]byte(nil), data...)})
+		c.inPending.segs = append(c.inPending.segs, pendingInput{sq, append([]byte(nil), data...)})
 		return
 	}
 	if !c.appendLog(data[c.in.end().Sub(sq):]) {
 		return
 	}
 	// Anything that waited for this gap may follow now.
-	for progress := true; progress && len(c.inPending) > 0; {
+	for progress := true; progress && c.inPending != nil && len(c.inPending.segs) > 0; {
 		progress = false
-		for k := 0; k < len(c.inPending); k++ {
-			p := c.inPending[k]
+		for k := 0; k < len(c.inPending.segs); k++ {
+			p := c.inPending.segs[k]
 			pend := p.seq.Add(uint32(len(p.data)))
 			if p.seq.GreaterThan(c.in.end()) {
 				continue
 			}
-			c.inPending = append(c.inPending[:k], c.inPending[k+1:]...)
+			c.inPending.segs = append(c.inPending.segs[:k], c.inPending.segs[k+1:]...)
 			k--
 			if pend.GreaterThan(c.in.end()) {
 				if !c.appendLog(p.data[c.in.end().Sub(p.seq):]) {
