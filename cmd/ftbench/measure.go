@@ -54,9 +54,10 @@ type topoResult struct {
 	MemPerConn map[int]float64 `json:"mem_bytes_per_conn,omitempty"`
 	MemConns   map[int]int     `json:"mem_conns_open,omitempty"`
 	MemLost    map[int]string  `json:"mem_lost,omitempty"`
-	// HeapPerConn is the growth of the daemon's live Go heap (as of its
-	// last garbage collection) per open connection: the connections'
-	// state without the collector's slack that RSS also holds.
+	// HeapPerConn is the growth of the daemon's live Go heap (measured
+	// right after a collection) per connection in its table: the
+	// connections' state without the collector's slack that RSS also
+	// holds.
 	HeapPerConn map[int]float64 `json:"heap_bytes_per_conn,omitempty"`
 	// Profile is the top of a CPU profile of the box process during a
 	// one-stream download, when one was taken.
@@ -273,11 +274,14 @@ func (b *bench) measureMemory(t *topo, r *topoResult, n int) {
 	if r.MemPerConn == nil {
 		r.MemPerConn, r.MemConns = map[int]float64{}, map[int]int{}
 	}
+	heapProf := ""
 	if strings.HasPrefix(t.name, "ftbridge") {
 		// A fresh daemon: the Go heap left by the bulk runs would be
 		// returned to the OS at some point during the test and hide the
-		// connections' memory.
-		if err := b.startDaemon(t, ""); err != nil {
+		// connections' memory. It writes a heap profile at each
+		// collection (SIGUSR2), the last one with the connections open.
+		heapProf = filepath.Join(t.lab.Dir(), fmt.Sprintf("heap-%s-%d.pprof", t.name, n))
+		if err := b.startDaemon(t, "", "--memprofile", heapProf); err != nil {
 			b.logf("%s hold %d: %v", t.name, n, err)
 			return
 		}
@@ -394,6 +398,13 @@ func (b *bench) measureMemory(t *topo, r *topoResult, n int) {
 	}
 	b.logf("%-11s hold  %d open (%d errors, box table %d): RSS %d -> %d KiB, %.0f B/conn%s", t.name, open, errs, boxConns,
 		rss0>>10, rss1>>10, r.MemPerConn[n], heapNote)
+	if heapProf != "" {
+		// Where the connections' bytes are, for the notes.
+		if out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount", "12", "-sample_index", "inuse_space",
+			b.ftbridged, heapProf).Output(); err == nil {
+			b.logf("%s heap in use with %d connections:\n%s", t.name, boxConns, out)
+		}
+	}
 }
 
 // collect asks ftbridged to collect garbage and return free memory to the

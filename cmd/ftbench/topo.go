@@ -36,8 +36,8 @@ type topo struct {
 	box     *lab.Proc
 	iperf   bool
 	sources []string // client source addresses for many connections
-	// heapLive is the daemon's live Go heap from its latest snapshot
-	// (its MEMSTATS line), 0 if it gave none.
+	// heapLive is the daemon's live Go heap from its latest MEMSTATS line
+	// (written after a collection on SIGUSR2), 0 if it gave none.
 	heapLive uint64
 	servers  []*lab.Proc
 	// ftbridged only.
