@@ -26,8 +26,9 @@ type replica struct {
 	up         bool
 	okStreak   int
 	failStreak int
-	arpSeen    bool // an ARP reply arrived in the current probe round
-	heard      bool // any frame from the replica arrived in the current round
+	arpSeen    bool      // an ARP reply arrived in the current probe round
+	heard      bool      // any frame from the replica arrived in the current round
+	heardAt    time.Time // when the last one did
 	holdUntil  time.Time
 	holdFactor int
 	lastChange time.Time
@@ -139,8 +140,11 @@ func (e *Engine) judgeRound(r *replica) {
 	// while a probe answer may be late or lost in the crowd, and must not
 	// be failed for it.
 	good := (r.arpSeen || r.heard) && r.carrier && r.port != nil
-	if r.heard {
-		r.lastARP = e.now
+	if r.heardAt.After(r.lastARP) {
+		// When it was heard, not now: the replica-wide silence must
+		// start where the service probes' does, or a blackout fails a
+		// service a round before its replica.
+		r.lastARP = r.heardAt
 	}
 	r.arpSeen, r.heard = false, false
 	// A loop that fell behind may not have read the answers yet: such a

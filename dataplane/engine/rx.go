@@ -34,7 +34,7 @@ func (e *Engine) handleFrame(p *port, b []byte) {
 		if src := eth.Src(); src != r.peer && src[0]&1 == 0 {
 			r.peer = src
 		}
-		r.heard = true
+		r.heard, r.heardAt = true, e.now
 	}
 	switch eth.Type() {
 	case pkt.EtherTypeARP:
