@@ -8,9 +8,11 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -52,9 +54,17 @@ type topoResult struct {
 	MemPerConn map[int]float64 `json:"mem_bytes_per_conn,omitempty"`
 	MemConns   map[int]int     `json:"mem_conns_open,omitempty"`
 	MemLost    map[int]string  `json:"mem_lost,omitempty"`
+	// HeapPerConn is the growth of the daemon's live Go heap (measured
+	// right after a collection) per connection in its table: the
+	// connections' state without the collector's slack that RSS also
+	// holds.
+	HeapPerConn map[int]float64 `json:"heap_bytes_per_conn,omitempty"`
 	// Profile is the top of a CPU profile of the box process during a
 	// one-stream download, when one was taken.
 	Profile string `json:"-"`
+	// PProf is the top of the Go CPU profile (ftbridged -cpuprofile, read
+	// with go tool pprof) of the same download: the daemon's own code.
+	PProf string `json:"-"`
 }
 
 // load runs "ftbench load" in the client namespace and decodes its result.
@@ -264,17 +274,27 @@ func (b *bench) measureMemory(t *topo, r *topoResult, n int) {
 	if r.MemPerConn == nil {
 		r.MemPerConn, r.MemConns = map[int]float64{}, map[int]int{}
 	}
+	heapProf := ""
 	if strings.HasPrefix(t.name, "ftbridge") {
 		// A fresh daemon: the Go heap left by the bulk runs would be
 		// returned to the OS at some point during the test and hide the
-		// connections' memory.
-		if err := b.startDaemon(t, ""); err != nil {
+		// connections' memory. It writes a heap profile at each
+		// collection (SIGUSR2), the last one with the connections open.
+		heapProf = filepath.Join(t.lab.Dir(), fmt.Sprintf("heap-%s-%d.pprof", t.name, n))
+		if err := b.startDaemon(t, "", "--memprofile", heapProf); err != nil {
 			b.logf("%s hold %d: %v", t.name, n, err)
 			return
 		}
 		pid = t.boxPid()
 	}
 	procs := (n + maxConnsPerProc - 1) / maxConnsPerProc
+	var heap0 uint64
+	if strings.HasPrefix(t.name, "ftbridge") {
+		b.collect(t)
+		if _, err := b.snapshot(t); err == nil {
+			heap0 = t.heapLive
+		}
+	}
 	rss0 := procRSS(pid)
 	type client struct {
 		cmd   *exec.Cmd
@@ -342,11 +362,16 @@ func (b *bench) measureMemory(t *topo, r *topoResult, n int) {
 	// The box completes a handshake after the client does: give the last
 	// ones a moment, then read.
 	time.Sleep(time.Second)
-	rss1 := procRSS(pid)
 	boxConns := -1
+	var heap1 uint64
+	if strings.HasPrefix(t.name, "ftbridge") {
+		b.collect(t)
+	}
+	rss1 := procRSS(pid)
 	if strings.HasPrefix(t.name, "ftbridge") {
 		if s, err := b.snapshot(t); err == nil {
 			boxConns = s.Connections
+			heap1 = t.heapLive
 		}
 	}
 	if boxConns >= 0 && float64(boxConns) < 0.95*float64(open) {
@@ -363,8 +388,33 @@ func (b *bench) measureMemory(t *topo, r *topoResult, n int) {
 		r.MemPerConn[n] = float64(rss1-rss0) / float64(open)
 		r.MemConns[n] = open
 	}
-	b.logf("%-11s hold  %d open (%d errors, box table %d): RSS %d -> %d KiB, %.0f B/conn", t.name, open, errs, boxConns,
-		rss0>>10, rss1>>10, r.MemPerConn[n])
+	heapNote := ""
+	if heap0 > 0 && heap1 > heap0 && boxConns > 0 {
+		if r.HeapPerConn == nil {
+			r.HeapPerConn = map[int]float64{}
+		}
+		r.HeapPerConn[n] = float64(heap1-heap0) / float64(boxConns)
+		heapNote = fmt.Sprintf(", live heap %d -> %d KiB, %.0f B/conn", heap0>>10, heap1>>10, r.HeapPerConn[n])
+	}
+	b.logf("%-11s hold  %d open (%d errors, box table %d): RSS %d -> %d KiB, %.0f B/conn%s", t.name, open, errs, boxConns,
+		rss0>>10, rss1>>10, r.MemPerConn[n], heapNote)
+	if heapProf != "" {
+		// Where the connections' bytes are, for the notes.
+		if out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount", "12", "-sample_index", "inuse_space",
+			b.ftbridged, heapProf).Output(); err == nil {
+			b.logf("%s heap in use with %d connections:\n%s", t.name, boxConns, out)
+		}
+	}
+}
+
+// collect asks ftbridged to collect garbage and return free memory to the
+// system (SIGUSR2), and gives it time to, so that its RSS and live heap
+// show the connections rather than the ramp's garbage.
+func (b *bench) collect(t *topo) {
+	if t.box == nil || t.box.Signal(syscall.SIGUSR2) != nil {
+		return
+	}
+	time.Sleep(1500 * time.Millisecond)
 }
 
 // quantile returns the q-quantile of sorted values (nearest rank).
@@ -379,12 +429,43 @@ func quantile(sorted []float64, q float64) float64 {
 // profileBox records the box process's CPU with perf during a one-stream
 // download and returns the top of the flat profile.
 func (b *bench) profileBox(t *topo, r *topoResult) {
+	// A daemon that writes a Go CPU profile of this download when it stops.
+	prof := filepath.Join(t.lab.Dir(), "cpu-"+t.name+".pprof")
+	if err := b.startDaemon(t, "", "--cpuprofile", prof); err != nil {
+		b.logf("%s profile: %v", t.name, err)
+		return
+	}
+	defer func() {
+		// Stopping writes the Go profile; the sections after this one get
+		// a daemon without profiling.
+		if err := b.startDaemon(t, ""); err != nil {
+			b.logf("%s after profile: %v", t.name, err)
+			return
+		}
+		out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount", "25", b.ftbridged, prof).Output()
+		if err != nil {
+			b.logf("go tool pprof: %v", err)
+			return
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		for i, l := range lines {
+			if strings.HasPrefix(strings.TrimSpace(l), "flat") {
+				lines = lines[i:]
+				break
+			}
+		}
+		r.PProf = strings.Join(lines, "\n")
+	}()
 	pid := t.boxPid()
 	if pid == 0 {
 		return
 	}
 	if _, err := exec.LookPath("perf"); err != nil {
-		b.logf("perf not installed: no profile (apt-get install linux-perf)")
+		b.logf("perf not installed: no perf profile (apt-get install linux-perf); the Go profile follows")
+		_, lerr := b.load(t, loadSpec{Kind: "bulk", Addr: fmt.Sprintf("%s:%d", t.target, loadPort), Streams: 1, Down: true, Dur: b.dur}, b.dur+30*time.Second)
+		if lerr != nil {
+			b.logf("%s profile load: %v", t.name, lerr)
+		}
 		return
 	}
 	data := fmt.Sprintf("%s/perf-%s.data", t.lab.Dir(), t.name)

@@ -154,6 +154,13 @@ func (r *report) targets() []target {
 		for _, n := range []int{10000, 100000} {
 			v, ok := f2.MemPerConn[n]
 			m := fmt.Sprintf("%.0f B (RSS growth / %d open)", v, f2.MemConns[n])
+			if h, hok := f2.HeapPerConn[n]; hok && ok {
+				// The state is what stays live; RSS adds the
+				// collector's slack (garbage of the ramp not yet
+				// collected, pages not yet returned).
+				m = fmt.Sprintf("%.0f B live heap (RSS growth %.0f B) / %d open", h, v, f2.MemConns[n])
+				v = h
+			}
 			if l, lost := f2.MemLost[n]; lost {
 				m, ok, v = "the box lost connections: "+l, true, math.Inf(1)
 			}
@@ -295,7 +302,8 @@ func (r *report) write(b *bench) error {
 	w("\n## Connections\n\nNew connections per second: 16 client workers, each connection does connect, a 1-byte request, a\n")
 	w("1-byte reply and the server's close. Memory: growth of the box process's RSS (VmRSS) while that many\n")
 	w("idle connections are open, divided by their number (kernel routing keeps no per-connection state in a\n")
-	w("process).\n\n| path | new conns/s | errors |")
+	w("process). ftbridged is asked to collect garbage and return free memory first (SIGUSR2), both before and\n")
+	w("after, and its live Go heap growth per connection in its table is shown too: the state itself.\n\n| path | new conns/s | errors |")
 	var counts []int
 	for _, t := range r.results {
 		for n := range t.MemPerConn {
@@ -322,7 +330,11 @@ func (r *report) write(b *bench) error {
 		w("| %s | %s | %d |", t.Name, cr, t.ConnErrors)
 		for _, n := range counts {
 			if v, ok := t.MemPerConn[n]; ok {
-				w(" %.0f B (%d open) |", v, t.MemConns[n])
+				if h, hok := t.HeapPerConn[n]; hok {
+					w(" %.0f B RSS, %.0f B live heap (%d open) |", v, h, t.MemConns[n])
+				} else {
+					w(" %.0f B (%d open) |", v, t.MemConns[n])
+				}
 			} else if l, ok := t.MemLost[n]; ok {
 				w(" **lost connections**: %s |", l)
 			} else {
@@ -367,6 +379,9 @@ func (r *report) write(b *bench) error {
 		w("\n## Where ftbridged spends its CPU\n\n`perf record -g` on ftbridged during a one-stream download, flat profile (self time, top entries).\n")
 		for _, t := range profiled {
 			w("\n### %s\n\n```\n%s\n```\n", t.Name, t.Profile)
+			if t.PProf != "" {
+				w("\nThe daemon's Go code alone (`ftbridged -cpuprofile`, `go tool pprof -top`):\n\n```\n%s\n```\n", t.PProf)
+			}
 		}
 	}
 	if notes, err := os.ReadFile(filepath.Join(dir, "notes.md")); err == nil {

@@ -36,7 +36,10 @@ type topo struct {
 	box     *lab.Proc
 	iperf   bool
 	sources []string // client source addresses for many connections
-	servers []*lab.Proc
+	// heapLive is the daemon's live Go heap from its latest MEMSTATS line
+	// (written after a collection on SIGUSR2), 0 if it gave none.
+	heapLive uint64
+	servers  []*lab.Proc
 	// ftbridged only.
 	cfgPath string
 	logOff  int64
@@ -302,8 +305,8 @@ func (b *bench) newFTB(n, holdConns int) (*topo, error) {
 }
 
 // startDaemon (re)starts ftbridged with the bench configuration plus
-// extra, and waits until every replica serves every port.
-func (b *bench) startDaemon(t *topo, extra string) error {
+// extra (and the command-line args), and waits until every replica serves every port.
+func (b *bench) startDaemon(t *topo, extra string, args ...string) error {
 	if t.box != nil {
 		t.box.Signal(syscall.SIGTERM)
 		done := make(chan error, 1)
@@ -318,7 +321,7 @@ func (b *bench) startDaemon(t *topo, extra string) error {
 	if err := os.WriteFile(t.cfgPath, []byte(ftbConfig(t.lab, t.iperf, extra)), 0o600); err != nil {
 		return err
 	}
-	p, err := t.lab.Start(t.lab.BoxNS, b.ftbridged, "--config", t.cfgPath, "--quiet-conns")
+	p, err := t.lab.Start(t.lab.BoxNS, b.ftbridged, append([]string{"--config", t.cfgPath, "--quiet-conns"}, args...)...)
 	if err != nil {
 		return err
 	}
@@ -354,6 +357,15 @@ func (b *bench) snapshot(t *topo) (engine.Snapshot, error) {
 				break // a partial last line is read again next time
 			}
 			off += int64(len(line))
+			if i := strings.Index(line, "MEMSTATS "); i >= 0 {
+				var m struct {
+					HeapLive uint64 `json:"heap_live_bytes"`
+				}
+				if json.Unmarshal([]byte(line[i+len("MEMSTATS "):]), &m) == nil {
+					t.heapLive = m.HeapLive
+				}
+				continue
+			}
 			if i := strings.Index(line, "SNAPSHOT "); i >= 0 {
 				var s engine.Snapshot
 				jerr := json.Unmarshal([]byte(line[i+len("SNAPSHOT "):]), &s)

@@ -7,13 +7,19 @@
 // It runs in the foreground, logs to stderr (one line per event; -json for
 // JSON lines), and stops cleanly on SIGTERM or SIGINT. SIGUSR1 writes a
 // JSON snapshot of the dataplane (replicas, connections, counters) to
-// stderr. It works inside a network namespace (ip netns exec NS ftbridged).
+// stderr; SIGUSR2 collects garbage, returns free memory to the system and
+// writes a MEMSTATS line with the live heap's bytes. It works
+// inside a network namespace (ip netns exec NS ftbridged).
 //
 // With --data-dir, or when the configuration has a "management" section,
 // it also runs the management plane (firmware/mgmt): the REST API over
 // HTTPS, the event log, the configuration history and safe apply, metrics,
 // and the systemd notify protocol (docs/api.md). Without either it listens
 // on nothing.
+//
+// -cpuprofile FILE writes a pprof CPU profile of the whole run to FILE when
+// the daemon stops (go tool pprof ftbridged FILE), -memprofile FILE a heap
+// profile on every SIGUSR2; the benchmark uses them. They open no listener.
 package main
 
 import (
@@ -25,6 +31,11 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"runtime/pprof"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -43,12 +54,32 @@ func run(args []string, stderr io.Writer) int {
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	defer signal.Stop(usr1)
+	// SIGUSR2 collects garbage and returns free memory to the system, so
+	// that its MEMSTATS line (and the RSS) show what is live: the
+	// benchmark's measure of memory per connection.
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
+	var heapProfile atomic.Pointer[string]
+	go func() {
+		for range usr2 {
+			debug.FreeOSMemory()
+			// Read at once: right after a complete collection the
+			// heap's object bytes are what is live.
+			fmt.Fprintf(stderr, "MEMSTATS %s\n", memStats())
+			if p := heapProfile.Load(); p != nil {
+				writeHeapProfile(*p)
+			}
+		}
+	}()
 	fs := flag.NewFlagSet("ftbridged", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "path of the JSON configuration `file` (required)")
 	jsonLog := fs.Bool("json", false, "log events as JSON lines")
 	quiet := fs.Bool("quiet-conns", false, "do not log per-connection open/close events")
 	check := fs.Bool("check", false, "validate the configuration and exit")
+	cpuProfile := fs.String("cpuprofile", "", "write a pprof CPU profile of the run to `FILE` when stopping (for benchmarks)")
+	memProfile := fs.String("memprofile", "", "write a pprof heap profile to `FILE` on SIGUSR2, after the collection (for benchmarks)")
 	dataDir := fs.String("data-dir", "", "run the management plane with its state in `DIR` (default "+mgmt.DefaultDataDir+" when the configuration has a management section)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -66,6 +97,29 @@ func run(args []string, stderr io.Writer) int {
 	if *check {
 		fmt.Fprintln(stderr, "configuration OK")
 		return 0
+	}
+	if *memProfile != "" {
+		// Fine-grained sampling, so that small per-connection objects
+		// show up; it costs CPU, which only a benchmark's memory test
+		// can spare.
+		runtime.MemProfileRate = 256
+		heapProfile.Store(memProfile)
+	}
+	if *cpuProfile != "" {
+		f, err := os.OpenFile(*cpuProfile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			logger.Print(err)
+			return 1
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			logger.Print(err)
+			return 1
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
 	}
 	if *dataDir != "" || cfg.Management != nil {
 		if *dataDir == "" {
@@ -113,6 +167,38 @@ func run(args []string, stderr io.Writer) int {
 	}
 	logger.Print("stopped")
 	return 0
+}
+
+// writeHeapProfile writes the heap's in-use profile to path (errors go
+// nowhere: it is a benchmark aid).
+func writeHeapProfile(path string) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return
+	}
+	pprof.Lookup("heap").WriteTo(f, 0)
+	f.Close()
+}
+
+// memStats returns the Go heap figures a benchmark needs to tell the
+// dataplane's state per connection from the garbage collector's slack in
+// the RSS, as JSON: the bytes of heap objects (live ones only, when read
+// right after a collection) and the number of collections so far.
+func memStats() []byte {
+	ms := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(ms)
+	var v struct {
+		HeapLive uint64 `json:"heap_live_bytes"`
+		GCCycles uint64 `json:"gc_cycles"`
+	}
+	if ms[0].Value.Kind() == metrics.KindUint64 {
+		v.HeapLive = ms[0].Value.Uint64()
+	}
+	if ms[1].Value.Kind() == metrics.KindUint64 {
+		v.GCCycles = ms[1].Value.Uint64()
+	}
+	b, _ := json.Marshal(v)
+	return b
 }
 
 // logEvents writes the dataplane's events as they come.

@@ -28,6 +28,9 @@ type ReplicaStatus struct {
 	TxFrames  uint64    `json:"tx_frames"`
 	RxBytes   uint64    `json:"rx_bytes"`
 	TxBytes   uint64    `json:"tx_bytes"`
+	// RxKernelDrops: frames the kernel dropped on the port because the
+	// loop fell behind (socket receive buffer full).
+	RxKernelDrops uint64 `json:"rx_kernel_drops"`
 }
 
 // MemberStatus is one replica's leg of a connection.
@@ -118,6 +121,7 @@ func (e *Engine) snapshot(maxConns int) Snapshot {
 			ProbeRTT: float64(r.rtt) / float64(time.Millisecond), Since: r.lastChange, Reason: r.reason,
 			RxFrames: r.ctr.RxFrames.Load(), TxFrames: r.ctr.TxFrames.Load(),
 			RxBytes: r.ctr.RxBytes.Load(), TxBytes: r.ctr.TxBytes.Load(),
+			RxKernelDrops: r.ctr.RxKernelDrops.Load(),
 		}
 		for si, up := range r.svcUp {
 			if up {
@@ -168,7 +172,7 @@ func (e *Engine) connStatus(c *failover.Conn) ConnStatus {
 	k := c.Key()
 	cs := ConnStatus{
 		Client: k.Client.String(), Service: k.Service.String(), State: c.State().String(),
-		BytesIn: c.BytesIn, BytesOut: c.BytesOut, Failovers: c.Failovers, Diverged: c.Diverged,
+		BytesIn: c.BytesIn, BytesOut: c.BytesOut, Failovers: int(c.Failovers), Diverged: c.Diverged,
 		Held: c.HeldBytes(), Created: c.Created(), Redundancy: c.Redundancy(), Rejoinable: c.Rejoinable(),
 		Detail: c.Detail(e.now),
 	}
@@ -192,6 +196,7 @@ func (e *Engine) SetAdmin(ctx context.Context, name string, a Admin) error {
 			return nil
 		}
 		r.admin = a
+		e.rejoinDirty = true
 		e.publish(Event{Kind: EventReplicaAdmin, Replica: name, Reason: a.String()})
 		if a == AdminDisabled {
 			e.failReplicaConns(r, -1, failover.ReasonDisabled, false)
@@ -264,6 +269,7 @@ type RejoinCounts struct {
 func (e *Engine) SetReady(ctx context.Context, name string, ok bool) error {
 	return e.doReplica(ctx, name, func(r *replica) error {
 		r.ready = ok
+		e.rejoinDirty = true
 		reason := "state hook passed"
 		if !ok {
 			reason = "state hook failed"

@@ -33,6 +33,10 @@ func (r DropReason) String() string { return dropNames[r] }
 // PortCounters count one port's traffic.
 type PortCounters struct {
 	RxFrames, RxBytes, TxFrames, TxBytes atomic.Uint64
+	// RxKernelDrops counts frames the kernel dropped because the socket's
+	// receive buffer was full (the loop fell behind); also counted in
+	// Drops[DropSocketOverflow].
+	RxKernelDrops atomic.Uint64
 }
 
 // Counters are the dataplane's counters; all fields are safe to read from

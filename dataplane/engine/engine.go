@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -80,8 +79,25 @@ type service struct {
 // connEntry is a table slot: the connection and its timer bookkeeping.
 type connEntry struct {
 	conn  *failover.Conn
+	key   connKey
 	svc   int
-	sched time.Time
+	sched int64 // the deadline in the heap (timer clock, see mono); 0: none
+}
+
+// connKey is the connection table's key: the client's IPv4 address and
+// port and the service's index, in 8 bytes. A failover.Key is 64 bytes
+// (room for IPv6 and zones) and the table is consulted for every frame:
+// the small key hashes faster and makes the map's slots 16 bytes instead
+// of 72.
+type connKey uint64
+
+// maxServices bounds the service indexes a connKey can carry.
+const maxServices = 1 << 16
+
+func makeConnKey(client netip.AddrPort, si int) connKey {
+	a := client.Addr().As4()
+	return connKey(uint64(a[0])<<56 | uint64(a[1])<<48 | uint64(a[2])<<40 | uint64(a[3])<<32 |
+		uint64(client.Port())<<16 | uint64(si))
 }
 
 // Engine is a running dataplane.
@@ -96,7 +112,7 @@ type Engine struct {
 	vipMAC   pkt.MAC
 	probeSrc netip.Addr
 
-	conns  map[failover.Key]*connEntry
+	conns  map[connKey]*connEntry
 	timers timerHeap
 
 	neighbors map[netip.Addr]pkt.MAC
@@ -129,12 +145,21 @@ type Engine struct {
 	// nextKernelStats is when the ports' kernel drop counters are read next.
 	nextKernelStats time.Time
 	nextSweep       time.Time
+	// rejoinDirty: some connection may be joinable by some replica (see
+	// rejoinSweep); rejoinSvc and rejoinCands are the sweep's scratch.
+	rejoinDirty bool
+	rejoinSvc   []bool
+	rejoinCands []*connEntry
+	// eligibleIDs is eligible's scratch.
+	eligibleIDs []int
 	// overloadedAt is when the loop last fell behind its ports: a replica
 	// that seems to stall then may only be waiting in a queue.
 	overloadedAt time.Time
 	// rstLimit bounds the RSTs sent for segments of no known connection.
 	rstLimit tokenBucket
 	started  time.Time
+	// epoch is the timer clock's zero (see mono), fixed at New.
+	epoch time.Time
 }
 
 type pendingFailure struct {
@@ -155,11 +180,12 @@ func New(cfg Config) (*Engine, error) {
 		cfg:       cfg,
 		svcIndex:  make(map[netip.AddrPort]int),
 		vips:      make(map[netip.Addr]bool),
-		conns:     make(map[failover.Key]*connEntry),
+		conns:     make(map[connKey]*connEntry),
 		neighbors: make(map[netip.Addr]pkt.MAC),
 		ctl:       make(chan func(), 16),
 		probeSrc:  cfg.ProbeSource,
 		rstLimit:  tokenBucket{rate: 1000, burst: 200},
+		epoch:     time.Now(),
 	}
 	e.hold.Max = cfg.Limits.MaxTotalHoldBytes
 	e.logBudget.Max = cfg.Limits.MaxTotalLogBytes
@@ -172,6 +198,9 @@ func New(cfg Config) (*Engine, error) {
 			e.svcIndex[ap] = len(e.services)
 			e.services = append(e.services, service{addr: ap, params: params, rejoin: s.Rejoin})
 		}
+	}
+	if len(e.services) > maxServices {
+		return nil, fmt.Errorf("engine: %d service ports, at most %d", len(e.services), maxServices)
 	}
 	var err error
 	if e.poller, err = link.NewPoller(); err != nil {
@@ -349,17 +378,24 @@ const kernelStatsEvery = time.Second
 // loop never saw: without them a flood past capacity would look smaller
 // than it was.
 func (e *Engine) readKernelDrops() {
-	read := func(p *port) {
-		if p == nil {
-			return
-		}
-		if n, err := p.p.ReadKernelDrops(); err == nil && n > 0 {
-			e.counters.Drops[DropSocketOverflow].Add(n)
-		}
-	}
-	read(e.uplink)
+	e.kernelDrops(e.uplink)
 	for _, r := range e.replicas {
-		read(r.port)
+		e.kernelDrops(r.port)
+	}
+}
+
+// kernelDrops reads and counts the frames the kernel dropped at p's socket
+// (the only reader of the kernel's counter: readKernelDrops and each probe
+// round call it). A port that dropped frames is marked backlogged: the
+// answers to the current probe round may have been among them.
+func (e *Engine) kernelDrops(p *port) {
+	if p == nil {
+		return
+	}
+	if n, err := p.p.ReadKernelDrops(); err == nil && n > 0 {
+		e.counters.Drops[DropSocketOverflow].Add(n)
+		p.ctr.RxKernelDrops.Add(n)
+		p.backlogged = true
 	}
 }
 
@@ -396,7 +432,7 @@ func (e *Engine) do(ctx context.Context, f func()) error {
 func (e *Engine) nextWake(now time.Time) time.Duration {
 	d := e.nextProbe.Sub(now)
 	if len(e.timers) > 0 {
-		d = min(d, e.timers[0].at.Sub(now))
+		d = min(d, time.Duration(e.timers[0].at-e.mono(now)))
 	}
 	return max(d, 0)
 }
@@ -439,56 +475,96 @@ func (e *Engine) publish(ev Event) {
 	e.counters.EventsDropped.Store(e.events.dropped.Load())
 }
 
-// timerHeap orders connection deadlines.
+// timerHeap orders connection deadlines: a binary min-heap written out
+// for its one element type (container/heap boxes every pushed item in an
+// interface, an allocation per (re)scheduled connection).
 type timerHeap []timerItem
 
+// timerItem is one deadline, in nanoseconds since the engine's epoch (16
+// bytes; a time.Time alone is 24).
 type timerItem struct {
-	at time.Time
+	at int64
 	e  *connEntry
 }
 
-func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timerItem)) }
-func (h *timerHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+func (h *timerHeap) push(it timerItem) {
+	*h = append(*h, it)
+	s := *h
+	for i := len(s) - 1; i > 0; {
+		p := (i - 1) / 2
+		if s[p].at <= s[i].at {
+			break
+		}
+		s[p], s[i] = s[i], s[p]
+		i = p
+	}
 }
+
+func (h *timerHeap) pop() timerItem {
+	s := *h
+	top := s[0]
+	n := len(s) - 1
+	s[0] = s[n]
+	s[n] = timerItem{}
+	s = s[:n]
+	for i := 0; ; {
+		l, m := 2*i+1, i
+		if l < n && s[l].at < s[m].at {
+			m = l
+		}
+		if r := l + 1; r < n && s[r].at < s[m].at {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		s[m], s[i] = s[i], s[m]
+		i = m
+	}
+	*h = s
+	return top
+}
+
+// mono converts a time to the engine's timer clock (nanoseconds since its
+// epoch; never 0, which means "no deadline").
+func (e *Engine) mono(t time.Time) int64 { return max(int64(t.Sub(e.epoch)), 1) }
 
 // schedule (re)arms a connection's timer after it changed, and removes a
 // closed connection from the table.
 func (e *Engine) schedule(ce *connEntry) {
 	c := ce.conn
 	if c.State() == failover.StateClosed {
-		if e.conns[c.Key()] == ce {
-			delete(e.conns, c.Key())
+		if e.conns[ce.key] == ce {
+			delete(e.conns, ce.key)
 			e.counters.ActiveConns.Add(-1)
 			e.counters.ConnsClosed.Add(1)
 		}
-		ce.sched = time.Time{}
+		ce.sched = 0
 		return
 	}
-	d := c.NextDeadline()
-	if d.IsZero() || (!ce.sched.IsZero() && !d.Before(ce.sched)) {
+	t := c.NextDeadline()
+	if t.IsZero() {
+		return
+	}
+	d := e.mono(t)
+	if ce.sched != 0 && d >= ce.sched {
 		return
 	}
 	ce.sched = d
-	heap.Push(&e.timers, timerItem{at: d, e: ce})
+	e.timers.push(timerItem{at: d, e: ce})
 }
 
 // runTimers ticks every connection whose deadline passed. Heap entries
 // whose deadline no longer matches the connection's are stale and skipped.
 func (e *Engine) runTimers() {
-	for len(e.timers) > 0 && !e.timers[0].at.After(e.now) {
-		it := heap.Pop(&e.timers).(timerItem)
+	now := e.mono(e.now)
+	for len(e.timers) > 0 && e.timers[0].at <= now {
+		it := e.timers.pop()
 		ce := it.e
-		if !ce.sched.Equal(it.at) {
+		if ce.sched != it.at {
 			continue
 		}
-		ce.sched = time.Time{}
+		ce.sched = 0
 		ce.conn.Tick(e.now, e)
 		e.schedule(ce)
 	}

@@ -49,6 +49,7 @@ func (e *Engine) reconfigure(cfg Config) error {
 	}
 	old := e.cfg
 	e.cfg = cfg
+	e.rejoinDirty = true // services, replicas or policies may have changed
 	e.probeSrc = cfg.ProbeSource
 	e.hold.Max = cfg.Limits.MaxTotalHoldBytes
 	e.logBudget.Max = cfg.Limits.MaxTotalLogBytes
@@ -72,6 +73,11 @@ func (e *Engine) reconfigure(cfg Config) error {
 				e.setParams(sv.params, cfg, s)
 				sv.rejoin, sv.retired = s.Rejoin, false
 				continue
+			}
+			if len(e.services) >= maxServices {
+				// Retired services keep their index while their
+				// connections live; so many changes need a restart.
+				return ErrRestartNeeded
 			}
 			params := &failover.Params{}
 			e.setParams(params, cfg, s)

@@ -26,7 +26,9 @@ type replica struct {
 	up         bool
 	okStreak   int
 	failStreak int
-	arpSeen    bool // an ARP reply arrived in the current probe round
+	arpSeen    bool      // an ARP reply arrived in the current probe round
+	heard      bool      // any frame from the replica arrived in the current round
+	heardAt    time.Time // when the last one did
 	holdUntil  time.Time
 	holdFactor int
 	lastChange time.Time
@@ -130,11 +132,25 @@ func (e *Engine) runProbes() {
 // judgeRound turns the previous round's answers into state changes.
 func (e *Engine) judgeRound(r *replica) {
 	h := e.cfg.Health
-	good := r.arpSeen && r.carrier && r.port != nil
-	r.arpSeen = false
+	// Frames the kernel dropped on the port (its receive buffer was full)
+	// may have been the answers: the round proves nothing.
+	e.kernelDrops(r.port)
+	// Frames from the replica prove its host alive as well as an ARP
+	// reply does: a replica busy with a burst of connections answers those
+	// while a probe answer may be late or lost in the crowd, and must not
+	// be failed for it.
+	good := (r.arpSeen || r.heard) && r.carrier && r.port != nil
+	if r.heardAt.After(r.lastARP) {
+		// When it was heard, not now: the replica-wide silence must
+		// start where the service probes' does, or a blackout fails a
+		// service a round before its replica.
+		r.lastARP = r.heardAt
+	}
+	r.arpSeen, r.heard = false, false
 	// A loop that fell behind may not have read the answers yet: such a
 	// round proves nothing either way.
-	unknown := !good && r.carrier && r.port != nil && r.port.backlogged
+	backlogged := r.carrier && r.port != nil && r.port.backlogged
+	unknown := !good && (backlogged || e.excused(r, r.lastARP))
 	if r.port != nil {
 		r.port.backlogged = false
 	}
@@ -159,6 +175,7 @@ func (e *Engine) judgeRound(r *replica) {
 		e.setDown(r, why, failover.ReasonReplicaDown, why == "no ARP reply")
 	case !r.up && r.okStreak >= h.RiseAfter && !e.now.Before(r.holdUntil):
 		r.up = true
+		e.rejoinDirty = true
 		r.lastChange = e.now
 		r.reason = ""
 		e.publish(Event{Kind: EventReplicaUp, Replica: r.name})
@@ -169,7 +186,10 @@ func (e *Engine) judgeRound(r *replica) {
 		if r.svcSeen[s] {
 			r.svcOK[s]++
 			r.svcFail[s] = 0
-		} else if r.probePort[s] != 0 && !unknown && e.now.Sub(r.svcLast[s]) > r.silentLimit(h) {
+		} else if r.probePort[s] != 0 && !backlogged && !e.excused(r, r.svcLast[s]) && e.now.Sub(r.svcLast[s]) > r.silentLimit(h) {
+			// (The replica-wide verdict may be good, from its other
+			// traffic, while the probe answers still wait in a backlog:
+			// the service's own silence is judged on its own.)
 			r.svcFail[s]++
 			r.svcOK[s] = 0
 		}
@@ -180,6 +200,7 @@ func (e *Engine) judgeRound(r *replica) {
 		case !r.svcUp[s] && r.svcOK[s] >= h.RiseAfter:
 			r.svcUp[s] = true
 			r.svcRefused[s] = false
+			e.rejoinDirty = true
 			e.publish(Event{Kind: EventReplicaUp, Replica: r.name, Port: e.services[s].addr.String()})
 			// A server that came back has lost its state: the hooks
 			// must bring it in line before it serves again.
@@ -299,6 +320,10 @@ func (e *Engine) sendProbes(r *replica) {
 		h := failover.Header{Seq: uint32(e.now.UnixNano()), Flags: pkt.TCPFlagSyn, Window: 1024, MSS: 536, WScale: -1}
 		e.sendTCP(r.port, r.peer, r.port.mac, netip.AddrPortFrom(e.probeSrc, r.probePort[s]), svc, &h, nil)
 	}
+	// Out now, not after the rest of the loop's turn (a rejoin sweep, a
+	// replica failing out of many connections): a probe's silence is timed
+	// from e.now.
+	e.flush(r.port)
 }
 
 // probeReply handles a frame from a replica addressed to the probe source.
@@ -413,13 +438,25 @@ const maxJoining = 64
 const rejoinSweepEvery = 500 * time.Millisecond
 
 // rejoinSweep starts pending automatic rejoins, a bounded number at a time.
+// It walks the connection table, which at 100k connections takes tens of
+// milliseconds of the loop, so it runs only while something may be left to
+// join (rejoinDirty): a member left a connection, a join ended, a replica
+// came back, a connection was set up without every replica.
 func (e *Engine) rejoinSweep() {
-	if e.now.Before(e.nextSweep) {
+	if !e.rejoinDirty || e.now.Before(e.nextSweep) {
 		return
 	}
 	e.nextSweep = e.now.Add(rejoinSweepEvery)
+	complete := true
 	for _, r := range e.replicas {
-		e.maybeRejoin(r, -1, false)
+		if _, all := e.rejoinScan(r, -1, false); !all {
+			complete = false
+		}
+	}
+	if complete {
+		// Every candidate was tried: nothing changes until an event
+		// marks the table dirty again.
+		e.rejoinDirty = false
 	}
 }
 
@@ -428,40 +465,68 @@ func (e *Engine) rejoinSweep() {
 // policy allows: automatically for RejoinAuto, or on an operator's request
 // (manual) for RejoinAuto and RejoinManual. It returns how many joins began.
 func (e *Engine) maybeRejoin(r *replica, svc int, manual bool) int {
-	n := 0
-	budget := maxJoining
-	for _, ce := range e.conns {
-		if i := ce.conn.MemberIndex(r.id); i >= 0 && ce.conn.MemberJoining(i) {
-			budget--
-		}
-	}
-	for s := range e.services {
-		if svc >= 0 && s != svc || !r.eligible(s, e.now) {
-			continue
-		}
-		switch e.services[s].rejoin {
-		case RejoinNewOnly:
-			continue
-		case RejoinManual:
-			if !manual {
-				continue
-			}
-		}
-		for _, ce := range e.conns {
-			if budget <= 0 {
-				return n
-			}
-			if ce.svc != s {
-				continue
-			}
-			if ce.conn.Join(e.now, r.id, e) {
-				n++
-				budget--
-				e.schedule(ce)
-			}
-		}
+	n, all := e.rejoinScan(r, svc, manual)
+	if !all {
+		e.rejoinDirty = true // the budget cut it short: the sweep goes on
 	}
 	return n
+}
+
+// rejoinScan does maybeRejoin's work in one pass over the table: it counts
+// the joins under way and collects up to maxJoining candidates, then starts
+// as many as the budget allows. all reports whether every candidate was
+// started (the budget did not cut the scan short).
+func (e *Engine) rejoinScan(r *replica, svc int, manual bool) (n int, all bool) {
+	ok := e.rejoinSvc[:0]
+	anyOK := false
+	for s := range e.services {
+		allow := (svc < 0 || s == svc) && r.eligible(s, e.now)
+		switch e.services[s].rejoin {
+		case RejoinNewOnly:
+			allow = false
+		case RejoinManual:
+			allow = allow && manual
+		}
+		ok = append(ok, allow)
+		anyOK = anyOK || allow
+	}
+	e.rejoinSvc = ok
+	if !anyOK {
+		return 0, true
+	}
+	joining := 0
+	cands := e.rejoinCands[:0]
+	capped := false
+	for _, ce := range e.conns {
+		c := ce.conn
+		if i := c.MemberIndex(r.id); i >= 0 && c.MemberJoining(i) {
+			joining++
+			continue
+		}
+		if !ok[ce.svc] || !c.CanJoin(r.id) {
+			continue
+		}
+		if len(cands) == maxJoining {
+			capped = true
+			continue
+		}
+		cands = append(cands, ce)
+	}
+	budget := maxJoining - joining
+	for i, ce := range cands {
+		if n >= budget {
+			capped = true
+			break
+		}
+		if ce.conn.Join(e.now, r.id, e) {
+			n++
+			e.schedule(ce)
+		}
+		cands[i] = nil
+	}
+	clear(cands)
+	e.rejoinCands = cands[:0]
+	return n, !capped
 }
 
 // probeMemory is how many earlier probes of a service are still answered:
@@ -486,6 +551,30 @@ func (r *replica) probeSentAt(s int, port uint16) (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
+}
+
+// overloadCap bounds how long the box's own overload excuses a replica's
+// silence (see excused): a dead host must still fail while the box stays
+// busy.
+const overloadCap = 10 * time.Second
+
+// excused reports whether a replica that was last heard at last may be
+// silent because of the box rather than itself. When the loop falls behind
+// its ports (a burst of new connections, a starved machine, a long turn of
+// the loop), answers wait in its queues, probes go out late or not at all,
+// and the replica's kernel may share the starved CPUs: silence before that
+// proves nothing, so it is counted from the later of the last answer and
+// the box's last overload. Past overloadCap of silence the replica is
+// judged anyway. Carrier loss and a probe refused with RST are never
+// excused.
+func (e *Engine) excused(r *replica, last time.Time) bool {
+	if e.overloadedAt.IsZero() || !r.carrier || r.port == nil || !e.overloadedAt.After(last) {
+		return false
+	}
+	if e.now.Sub(last) > overloadCap {
+		return false
+	}
+	return e.now.Sub(e.overloadedAt) <= r.silentLimit(e.cfg.Health)
 }
 
 // silentLimit is how long a replica may go without answering before it is

@@ -34,6 +34,7 @@ func (e *Engine) handleFrame(p *port, b []byte) {
 		if src := eth.Src(); src != r.peer && src[0]&1 == 0 {
 			r.peer = src
 		}
+		r.heard, r.heardAt = true, e.now
 	}
 	switch eth.Type() {
 	case pkt.EtherTypeARP:
@@ -156,7 +157,7 @@ func (e *Engine) handleIPv4(p *port, r *replica, vh pkt.VNetHdr, b []byte) {
 		}
 		e.learnNeighbor(ip.Src(), f.Eth.Src())
 		si, ok := e.svcIndex[netip.AddrPortFrom(ip.Dst(), tcp.DstPort())]
-		if !ok || (e.services[si].retired && e.conns[failover.Key{Client: netip.AddrPortFrom(ip.Src(), tcp.SrcPort()), Service: e.services[si].addr}] == nil) {
+		if !ok || (e.services[si].retired && e.conns[makeConnKey(netip.AddrPortFrom(ip.Src(), tcp.SrcPort()), si)] == nil) {
 			e.bridgeOther(p, r, vh, b)
 			return
 		}
@@ -203,12 +204,10 @@ func (e *Engine) segment(f *pkt.Frame, vh pkt.VNetHdr) *failover.Segment {
 
 // fromClient runs a client segment through its connection.
 func (e *Engine) fromClient(si int, f *pkt.Frame, vh pkt.VNetHdr) {
-	key := failover.Key{
-		Client:  netip.AddrPortFrom(f.IP.Src(), f.TCP.SrcPort()),
-		Service: e.services[si].addr,
-	}
+	client := netip.AddrPortFrom(f.IP.Src(), f.TCP.SrcPort())
+	ck := makeConnKey(client, si)
 	s := e.segment(f, vh)
-	ce := e.conns[key]
+	ce := e.conns[ck]
 	isSyn := s.Flags.Has(pkt.TCPFlagSyn) && !s.Flags.Has(pkt.TCPFlagAck)
 	if ce != nil && isSyn && ce.conn.State() != failover.StateSynRcvd && s.Seq != ce.conn.ClientISN() {
 		if ce.conn.State() == failover.StateTimeWait || !ce.conn.HandshakeDone() {
@@ -225,10 +224,11 @@ func (e *Engine) fromClient(si int, f *pkt.Frame, vh pkt.VNetHdr) {
 		}
 	}
 	if ce == nil {
+		svc := e.services[si].addr
 		if !isSyn {
 			if !s.Flags.Has(pkt.TCPFlagRst) {
 				e.drop(DropNoConn)
-				e.resetUnknown(e.uplink, f.Eth.Src(), e.vipMAC, key.Service, key.Client, s)
+				e.resetUnknown(e.uplink, f.Eth.Src(), e.vipMAC, svc, client, s)
 			}
 			return
 		}
@@ -239,15 +239,15 @@ func (e *Engine) fromClient(si int, f *pkt.Frame, vh pkt.VNetHdr) {
 		ids := e.eligible(si)
 		if len(ids) == 0 {
 			e.drop(DropNoReplica)
-			e.publish(Event{Kind: EventConnRefused, Conn: key.String(), Reason: "no healthy replica"})
-			e.resetUnknown(e.uplink, f.Eth.Src(), e.vipMAC, key.Service, key.Client, s)
+			e.publish(Event{Kind: EventConnRefused, Conn: failover.Key{Client: client, Service: svc}.String(), Reason: "no healthy replica"})
+			e.resetUnknown(e.uplink, f.Eth.Src(), e.vipMAC, svc, client, s)
 			return
 		}
-		ce = &connEntry{svc: si}
-		e.conns[key] = ce
+		ce = &connEntry{svc: si, key: ck}
+		e.conns[ck] = ce
 		e.counters.ActiveConns.Add(1)
 		e.counters.ConnsOpened.Add(1)
-		ce.conn = failover.NewConn(e.now, key, f.Eth.Src(), s, ids, e.services[si].params, e)
+		ce.conn = failover.NewConn(e.now, failover.Key{Client: client, Service: svc}, f.Eth.Src(), s, ids, e.services[si].params, e)
 		e.schedule(ce)
 		return
 	}
@@ -267,12 +267,16 @@ func (e *Engine) forget(ce *connEntry) {
 
 // fromReplica runs a replica's segment through its connection.
 func (e *Engine) fromReplica(r *replica, si int, f *pkt.Frame, vh pkt.VNetHdr) {
-	key := failover.Key{
-		Client:  netip.AddrPortFrom(f.IP.Dst(), f.TCP.DstPort()),
-		Service: e.services[si].addr,
-	}
+	client := netip.AddrPortFrom(f.IP.Dst(), f.TCP.DstPort())
 	s := e.segment(f, vh)
-	ce := e.conns[key]
+	if s.Flags&(pkt.TCPFlagSyn|pkt.TCPFlagAck|pkt.TCPFlagRst) == pkt.TCPFlagSyn|pkt.TCPFlagAck {
+		// The service's listener answered a SYN: as good as a probe
+		// answer, and it keeps arriving when a burst of connections
+		// crowds the probes out.
+		r.svcSeen[si] = true
+		r.svcLast[si] = e.now
+	}
+	ce := e.conns[makeConnKey(client, si)]
 	m := -1
 	if ce != nil {
 		m = ce.conn.MemberIndex(r.id)
@@ -280,7 +284,7 @@ func (e *Engine) fromReplica(r *replica, si int, f *pkt.Frame, vh pkt.VNetHdr) {
 	if m < 0 {
 		if !s.Flags.Has(pkt.TCPFlagRst) {
 			e.drop(DropNoConn)
-			e.resetUnknown(r.port, r.peer, r.port.mac, key.Client, key.Service, s)
+			e.resetUnknown(r.port, r.peer, r.port.mac, client, e.services[si].addr, s)
 		}
 		return
 	}
@@ -289,9 +293,10 @@ func (e *Engine) fromReplica(r *replica, si int, f *pkt.Frame, vh pkt.VNetHdr) {
 }
 
 // eligible lists the replicas that may take a new connection on service
-// si, the preferred primary first.
+// si, the preferred primary first. The slice is scratch, valid until the
+// next call (NewConn copies it).
 func (e *Engine) eligible(si int) []int {
-	ids := make([]int, 0, len(e.replicas))
+	ids := e.eligibleIDs[:0]
 	for _, id := range e.order {
 		if r := e.replicas[id]; r.eligible(si, e.now) {
 			ids = append(ids, r.id)
@@ -307,6 +312,7 @@ func (e *Engine) eligible(si int) []int {
 			e.counters.LastResortConns.Add(1)
 		}
 	}
+	e.eligibleIDs = ids
 	return ids
 }
 

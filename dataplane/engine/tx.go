@@ -246,6 +246,11 @@ func (e *Engine) Event(c *failover.Conn, ev failover.Event) {
 	k := c.Key().String()
 	switch ev.Kind {
 	case failover.EventEstablished:
+		if c.Members() < len(e.replicas) {
+			// Set up without some replica (down, drained or held at
+			// the SYN): one that serves later may join it.
+			e.rejoinDirty = true
+		}
 		e.publish(Event{Time: ev.Time, Kind: EventConnEstablished, Conn: k, Replica: name(ev.Member)})
 	case failover.EventFailover:
 		e.counters.Failovers.Add(1)
@@ -254,6 +259,7 @@ func (e *Engine) Event(c *failover.Conn, ev failover.Event) {
 		e.publish(Event{Time: ev.Time, Kind: EventFailoverDone, Conn: k, Replica: name(ev.Member),
 			StallMS: float64(ev.Stall.Microseconds()) / 1000})
 	case failover.EventMemberRemoved:
+		e.rejoinDirty = true
 		e.publish(Event{Time: ev.Time, Kind: EventMemberRemoved, Conn: k, Replica: name(ev.Member), Reason: ev.Reason.String()})
 	case failover.EventDiverged:
 		e.counters.Divergences.Add(1)
@@ -269,9 +275,11 @@ func (e *Engine) Event(c *failover.Conn, ev failover.Event) {
 		e.counters.RejoinsStarted.Add(1)
 		e.publish(Event{Time: ev.Time, Kind: EventRejoinStarted, Conn: k, Replica: name(ev.Member)})
 	case failover.EventJoinCompleted:
+		e.rejoinDirty = true // a join slot is free
 		e.counters.RejoinsCompleted.Add(1)
 		e.publish(Event{Time: ev.Time, Kind: EventRejoinCompleted, Conn: k, Replica: name(ev.Member)})
 	case failover.EventJoinFailed:
+		e.rejoinDirty = true // a join slot is free
 		e.counters.RejoinsFailed.Add(1)
 		e.publish(Event{Time: ev.Time, Kind: EventRejoinFailed, Conn: k, Replica: name(ev.Member), Reason: ev.Reason.String()})
 	case failover.EventClosed:

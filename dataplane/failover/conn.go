@@ -2,6 +2,7 @@ package failover
 
 import (
 	"hash/maphash"
+	"net/netip"
 	"time"
 
 	"github.com/ftbridge/ftbridge/dataplane/pkt"
@@ -38,21 +39,40 @@ const (
 	memberJoining                     // being brought into a live connection (rejoin.go)
 )
 
-// member is one replica's leg of a connection.
+// member is one replica's leg of a connection. The fields are ordered so
+// that the struct has no padding (208 bytes), pointers first (the garbage
+// collector scans no further): a connection keeps one per replica, so its
+// size is most of the box's memory per connection.
 type member struct {
-	id    int
+	id int
+
+	// Gray-failure bookkeeping: when it fell behind its peers without
+	// moving since (zero = not behind).
+	outBehind, ackBehind, winBehind time.Time
+
+	// Output that arrived ahead of a gap (lost before the box), kept so
+	// that only the gap needs retransmitting (bounded by maxAhead
+	// segments and MaxHold/2 bytes).
+	ooo []oooSeg
+
+	join *joinState // non-nil while joining
+
 	state memberState
 
 	// From its SYN-ACK.
+	ws       uint8 // its own window shift (valid if wsOK)
+	wsOK     bool
+	sackOK   bool
 	isn      seq.Value
 	synTS    uint32
 	synWin   uint16
 	mss      uint16
-	ws       uint8 // its own window shift (valid if wsOK)
-	wsOK     bool
-	sackOK   bool
 	hasTS    bool
 	clientWS uint8 // the shift it applies to the client's window field
+
+	fin bool
+	// tainted: see taintEnd.
+	tainted bool
 
 	delta   uint32 // replica seq = view seq + delta
 	tsDelta uint32 // replica TSval = view TSval + tsDelta
@@ -63,90 +83,42 @@ type member struct {
 	ack   seq.Value // client space: its cumulative ACK of client data
 	edge  seq.Value // client space: ack + its receive window
 	sack  [4]pkt.SACKBlock
-	nsack int
+	nsack uint8
+
+	// zeroWin: the last window it was shown was closed by the hold limit.
+	zeroWin bool
+	noJoin  bool // a join failed for good (its output differs)
 
 	tsRecent uint32 // its latest TSval (its clock)
 	tsEcr    uint32 // its latest TSecr (the client's clock)
 
-	fin    bool
 	finSeq seq.Value // view space: sequence number of its FIN
-
-	// Gray-failure bookkeeping: when it fell behind its peers without
-	// moving since (zero = not behind).
-	outBehind, ackBehind, winBehind time.Time
 
 	// taintEnd (tolerant mode): the member's output differed from the
 	// primary's before this view offset; it may not take over until the
 	// client has acknowledged past it.
 	taintEnd seq.Value
-	tainted  bool
-
-	// Output that arrived ahead of a gap (lost before the box), kept so
-	// that only the gap needs retransmitting.
-	ooo      []oooSeg
-	oooBytes int
-	// zeroWin: the last window it was shown was closed by the hold limit.
-	zeroWin bool
-
-	join   *joinState // non-nil while joining
-	noJoin bool       // a join failed for good (its output differs)
 }
 
 // Conn is one client connection and its legs to the replicas.
+//
+// Its size is the box's memory per connection: fields are grouped by
+// alignment so that it packs without padding.
 type Conn struct {
-	key       Key
-	ClientMAC pkt.MAC
-	p         *Params
-	state     State
+	key connKey
+	p   *Params
 
 	created, lastActive time.Time
 
 	members []member
 	primary int // member index, -1 when none
 
-	// Client side (client space).
-	cISN    seq.Value
-	cNxt    seq.Value
-	cWS     uint8
-	cWSOK   bool
-	cMSS    uint16
-	cSACKOK bool
-	cTS     bool
-	cTSVal  uint32
-	cSynWin uint16
-	cFin    bool
-	cFinSeq seq.Value
-
-	// The view (what the client was shown in the SYN-ACK).
-	vISN     seq.Value
-	vWS      uint8
-	vWSOK    bool
-	vSACK    bool
-	vTS      bool
-	vMSS     uint16
-	tsSent   uint32 // the view clock: TSval for the next segment to the client
-	tsClient uint32 // the TSval the client last got
-
 	// Output toward the client (view space).
-	out      stream
-	rel      seq.Value // everything before rel has been sent to the client
-	cAck     seq.Value // the client's cumulative ACK
-	cEdge    seq.Value // the client's right window edge
-	finSent  bool
-	ackSent  seq.Value // client space: last ACK sent to the client
-	edgeSent seq.Value // client space: last right edge sent to the client
-	synAcked bool      // the box's SYN-ACK went out
+	out stream
 
-	// The box's own loss recovery toward a client without SACK
-	// (renoRecovery): duplicate ACKs counted, and the release point when
-	// recovery began.
-	dupAcks    uint8
-	recovering bool
-	recoverAt  seq.Value
 	// rtoAt is when the box resends the head on its own (zero: no
 	// timer); rtoBackoff doubles the timer while the client is silent.
-	rtoAt      time.Time
-	rtoBackoff uint8
+	rtoAt time.Time
 
 	// lastToClient is when the box last sent the client anything;
 	// failoverFrom, while non-zero, is lastToClient as it was when a
@@ -154,7 +126,6 @@ type Conn struct {
 	lastToClient time.Time
 	now          time.Time // the time of the call being processed
 	failoverFrom time.Time
-	failoverMem  int
 
 	synDeadline time.Time
 	finDeadline time.Time
@@ -164,21 +135,67 @@ type Conn struct {
 	// output trimmed from out, so a joining replica's replayed output can
 	// be checked against what the client got.
 	in        stream
-	inPending []pendingInput
-	logOff    bool // the log overflowed or was never kept: no rejoin
-	// joinsOrphaned: the log was dropped while joins were under way.
-	joinsOrphaned bool
-	outHash       *maphash.Hash
-	outHashEnd    seq.Value // the hash covers view bytes before this
+	inPending *pendingInputs
+	outHash   *maphash.Hash
 
 	// Stats for the management plane.
 	BytesIn, BytesOut uint64
 	// Retransmits counts segments the box resent to the client on its
 	// own (loss recovery for a client without SACK).
 	Retransmits uint64
-	Failovers   int
-	Diverged    bool
-	closeReason Reason
+
+	// Client side (client space).
+	cISN    seq.Value
+	cNxt    seq.Value
+	cTSVal  uint32
+	cFinSeq seq.Value
+	cMSS    uint16
+	cSynWin uint16
+	cWS     uint8
+	cWSOK   bool
+	cSACKOK bool
+	cTS     bool
+	cFin    bool
+
+	// The view (what the client was shown in the SYN-ACK).
+	vWS      uint8
+	vWSOK    bool
+	vSACK    bool
+	vTS      bool
+	vMSS     uint16
+	vISN     seq.Value
+	tsSent   uint32 // the view clock: TSval for the next segment to the client
+	tsClient uint32 // the TSval the client last got
+
+	rel      seq.Value // everything before rel has been sent to the client
+	cAck     seq.Value // the client's cumulative ACK
+	cEdge    seq.Value // the client's right window edge
+	ackSent  seq.Value // client space: last ACK sent to the client
+	edgeSent seq.Value // client space: last right edge sent to the client
+
+	outHashEnd seq.Value // the hash covers view bytes before this
+
+	failoverMem int32 // the member a failover under way moved to
+	// Failovers counts the primary's changes (management plane stats).
+	Failovers int32
+
+	// The box's own loss recovery toward a client without SACK
+	// (renoRecovery): duplicate ACKs counted, and the release point when
+	// recovery began.
+	recoverAt  seq.Value
+	dupAcks    uint8
+	recovering bool
+	rtoBackoff uint8
+
+	ClientMAC pkt.MAC
+	state     State
+	finSent   bool
+	synAcked  bool // the box's SYN-ACK went out
+	logOff    bool // the log overflowed or was never kept: no rejoin
+	// joinsOrphaned: the log was dropped while joins were under way.
+	joinsOrphaned bool
+	Diverged      bool
+	closeReason   Reason
 }
 
 // NewConn creates a connection for a client SYN and forwards the SYN to the
@@ -186,7 +203,7 @@ type Conn struct {
 // The returned Conn is in StateSynRcvd.
 func NewConn(now time.Time, key Key, clientMAC pkt.MAC, syn *Segment, ids []int, p *Params, out Output) *Conn {
 	c := &Conn{
-		key:        key,
+		key:        packKey(key),
 		ClientMAC:  clientMAC,
 		p:          p,
 		state:      StateSynRcvd,
@@ -219,7 +236,37 @@ func NewConn(now time.Time, key Key, clientMAC pkt.MAC, syn *Segment, ids []int,
 }
 
 // Key returns the connection's key.
-func (c *Conn) Key() Key { return c.key }
+func (c *Conn) Key() Key { return c.key.unpack() }
+
+// connKey is a Key in 12 bytes when both addresses are IPv4 (a Key is 64:
+// an netip.Addr has room for IPv6 and a zone); any other key is kept
+// whole behind wide.
+type connKey struct {
+	cli, svc     [4]byte
+	cport, sport uint16
+	wide         *Key
+}
+
+func packKey(k Key) connKey {
+	if !k.Client.Addr().Is4() || !k.Service.Addr().Is4() {
+		// A copy made here only: &k would move every caller's k to
+		// the heap, an allocation per connection.
+		w := new(Key)
+		*w = k
+		return connKey{wide: w}
+	}
+	return connKey{cli: k.Client.Addr().As4(), svc: k.Service.Addr().As4(), cport: k.Client.Port(), sport: k.Service.Port()}
+}
+
+func (k *connKey) unpack() Key {
+	if k.wide != nil {
+		return *k.wide
+	}
+	return Key{
+		Client:  netip.AddrPortFrom(netip.AddrFrom4(k.cli), k.cport),
+		Service: netip.AddrPortFrom(netip.AddrFrom4(k.svc), k.sport),
+	}
+}
 
 // State returns the connection's state.
 func (c *Conn) State() State { return c.state }
@@ -404,11 +451,9 @@ func (c *Conn) completeHandshake(now time.Time, out Output) {
 	}
 	c.rel = c.vISN.Add(1)
 	c.out.reset(c.rel)
-	if !c.logOff {
-		c.outHash = new(maphash.Hash)
-		c.outHash.SetSeed(hashSeed)
-		c.outHashEnd = c.rel
-	}
+	// The output hash starts here; its state is allocated when output is
+	// first trimmed (outputHash).
+	c.outHashEnd = c.rel
 	c.cAck = c.vISN
 	c.cEdge = c.rel.Add(uint32(c.cSynWin))
 	c.tsSent = pm.synTS

@@ -27,7 +27,11 @@ func (c *Conn) Detail(now time.Time) string {
 			fmt.Fprintf(&b, " fin=%d", vo(uint32(m.finSeq)))
 		}
 		if len(m.ooo) > 0 {
-			fmt.Fprintf(&b, " ahead=%d/%dB", len(m.ooo), m.oooBytes)
+			n := 0
+			for _, o := range m.ooo {
+				n += len(o.data)
+			}
+			fmt.Fprintf(&b, " ahead=%d/%dB", len(m.ooo), n)
 		}
 		for _, t := range [...]struct {
 			name string

@@ -26,6 +26,13 @@ import (
 // and a joiner's must use the same seed to be comparable.
 var hashSeed = maphash.MakeSeed()
 
+// pendingInputs holds the client data that arrived ahead of a gap in the
+// log. It is rare, so a Conn keeps it behind a pointer (8 bytes instead of
+// a slice's 24 in every connection).
+type pendingInputs struct {
+	segs []pendingInput
+}
+
 // pendingInput is client data that arrived ahead of a gap in the log.
 type pendingInput struct {
 	seq  seq.Value
@@ -68,21 +75,30 @@ func (c *Conn) Redundancy() int { return c.live() }
 // MemberJoining reports whether member m is being brought in.
 func (c *Conn) MemberJoining(m int) bool { return c.members[m].state == memberJoining }
 
-// Join starts bringing replica id into the connection. It returns false if
-// the connection cannot take it (not re-joinable, already a member).
-func (c *Conn) Join(now time.Time, id int, out Output) bool {
-	c.now = now
+// CanJoin reports whether Join(id) would start a join now: the connection
+// is re-joinable and replica id is not a member, or a departed one whose
+// output never differed. It changes nothing, so a sweep over many
+// connections can count candidates before it starts any.
+func (c *Conn) CanJoin(id int) bool {
 	if !c.Rejoinable() {
 		return false
 	}
 	i := c.MemberIndex(id)
-	if i >= 0 && (c.members[i].state != memberGone || c.members[i].noJoin) {
+	if i < 0 {
+		return len(c.members) < 16
+	}
+	return c.members[i].state == memberGone && !c.members[i].noJoin
+}
+
+// Join starts bringing replica id into the connection. It returns false if
+// the connection cannot take it (not re-joinable, already a member).
+func (c *Conn) Join(now time.Time, id int, out Output) bool {
+	c.now = now
+	if !c.CanJoin(id) {
 		return false
 	}
+	i := c.MemberIndex(id)
 	if i < 0 {
-		if len(c.members) >= 16 {
-			return false
-		}
 		c.members = append(c.members, member{id: id})
 		i = len(c.members) - 1
 	}
@@ -107,26 +123,29 @@ func (c *Conn) logInput(sq seq.Value, data []byte) {
 		return
 	}
 	if sq.GreaterThan(c.in.end()) {
-		if len(c.inPending) >= maxPendingInput {
+		if c.inPending == nil {
+			c.inPending = new(pendingInputs)
+		}
+		if len(c.inPending.segs) >= maxPendingInput {
 			c.dropLog()
 			return
 		}
-		c.inPending = append(c.inPending, pendingInput{sq, append([]byte(nil), data...)})
+		c.inPending.segs = append(c.inPending.segs, pendingInput{sq, append([]byte(nil), data...)})
 		return
 	}
 	if !c.appendLog(data[c.in.end().Sub(sq):]) {
 		return
 	}
 	// Anything that waited for this gap may follow now.
-	for progress := true; progress && len(c.inPending) > 0; {
+	for progress := true; progress && c.inPending != nil && len(c.inPending.segs) > 0; {
 		progress = false
-		for k := 0; k < len(c.inPending); k++ {
-			p := c.inPending[k]
+		for k := 0; k < len(c.inPending.segs); k++ {
+			p := c.inPending.segs[k]
 			pend := p.seq.Add(uint32(len(p.data)))
 			if p.seq.GreaterThan(c.in.end()) {
 				continue
 			}
-			c.inPending = append(c.inPending[:k], c.inPending[k+1:]...)
+			c.inPending.segs = append(c.inPending.segs[:k], c.inPending.segs[k+1:]...)
 			k--
 			if pend.GreaterThan(c.in.end()) {
 				if !c.appendLog(p.data[c.in.end().Sub(p.seq):]) {
@@ -183,11 +202,26 @@ func (c *Conn) freeLog() {
 
 // hashTrimmed feeds the output about to be trimmed into the running hash.
 func (c *Conn) hashTrimmed(to seq.Value) {
-	if c.outHash == nil || !to.GreaterThan(c.outHashEnd) {
+	if !to.GreaterThan(c.outHashEnd) {
 		return
 	}
-	c.outHash.Write(c.out.slice(c.outHashEnd, to))
+	h := c.outputHash()
+	if h == nil {
+		return
+	}
+	h.Write(c.out.slice(c.outHashEnd, to))
 	c.outHashEnd = to
+}
+
+// outputHash returns the running hash of the output trimmed so far,
+// allocated on first use (an idle connection never needs its 150 bytes),
+// or nil where the connection keeps no input log and so cannot be joined.
+func (c *Conn) outputHash() *maphash.Hash {
+	if c.outHash == nil && !c.logOff && c.synAcked && c.state != StateClosed {
+		c.outHash = new(maphash.Hash)
+		c.outHash.SetSeed(hashSeed)
+	}
+	return c.outHash
 }
 
 // joinTrimLimit returns how far held output may be trimmed given the
@@ -214,7 +248,7 @@ func (c *Conn) joinTrimLimit(to seq.Value) seq.Value {
 func (c *Conn) joinSynAck(now time.Time, i int, s *Segment, out Output) {
 	m := &c.members[i]
 	j := m.join
-	if c.logOff || c.outHash == nil {
+	if c.logOff || c.outputHash() == nil {
 		c.failJoin(now, i, ReasonLogDropped, out)
 		return
 	}

@@ -232,7 +232,7 @@ func (c *Conn) sackForClient(dst *[4]pkt.SACKBlock, ack seq.Value) int {
 		return 0
 	}
 	n := 0
-	for k := 0; k < base.nsack && n < maxBlocks; k++ {
+	for k := 0; k < int(base.nsack) && n < maxBlocks; k++ {
 		l, r := seq.Value(base.sack[k].Left), seq.Value(base.sack[k].Right)
 		if !l.GreaterThan(ack) || !l.LessThan(r) {
 			continue
@@ -261,7 +261,7 @@ func coverIntersect(m *member, l, r seq.Value) (seq.Value, seq.Value) {
 	if l.LessThan(m.ack) {
 		return l, m.ack
 	}
-	for k := 0; k < m.nsack; k++ {
+	for k := 0; k < int(m.nsack); k++ {
 		bl, br := seq.Value(m.sack[k].Left), seq.Value(m.sack[k].Right)
 		if bl.LessThanEq(l) && l.LessThan(br) {
 			return l, seq.Min(r, br)
@@ -444,7 +444,7 @@ func (c *Conn) toClient(h *Header, payload []byte, out Output) {
 	out.ToClient(c, *h, payload)
 	now := c.now
 	if !c.failoverFrom.IsZero() {
-		out.Event(c, Event{Kind: EventFailoverDone, Member: c.failoverMem, From: -1, Stall: now.Sub(c.failoverFrom), Time: now})
+		out.Event(c, Event{Kind: EventFailoverDone, Member: int(c.failoverMem), From: -1, Stall: now.Sub(c.failoverFrom), Time: now})
 		c.failoverFrom = time.Time{}
 	}
 	c.lastToClient = now

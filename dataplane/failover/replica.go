@@ -108,7 +108,7 @@ func (c *Conn) replicaAck(now time.Time, m *member, s *Segment) bool {
 	}
 	m.ack = a
 	m.edge = edge
-	m.nsack = copy(m.sack[:], s.SACK[:s.NumSACK])
+	m.nsack = uint8(copy(m.sack[:], s.SACK[:s.NumSACK]))
 	_ = now
 	return dup
 }
@@ -128,7 +128,6 @@ func (c *Conn) replicaData(now time.Time, i int, s *Segment, out Output) bool {
 			continue
 		}
 		m.ooo = append(m.ooo[:k], m.ooo[k+1:]...)
-		m.oooBytes -= len(o.data)
 		if !c.acceptOutput(now, i, o.seq, o.data, o.fin, out) {
 			return false
 		}
@@ -365,7 +364,7 @@ func (c *Conn) dropMember(now time.Time, i int, reason Reason, rst bool, out Out
 		c.resetMember(i, out)
 	}
 	m.state = memberGone
-	m.ooo, m.oooBytes = nil, 0
+	m.ooo = nil
 	if wasLive || reason != ReasonSynTimeout {
 		out.Event(c, Event{Kind: EventMemberRemoved, Member: i, From: -1, Reason: reason, Time: now})
 	}
@@ -413,7 +412,7 @@ func (c *Conn) switchPrimary(now time.Time, next int, reason Reason, out Output)
 	c.primary = next
 	c.Failovers++
 	out.Event(c, Event{Kind: EventFailover, Member: next, From: from, Reason: reason, Time: now})
-	c.failoverFrom, c.failoverMem = c.lastToClient, next
+	c.failoverFrom, c.failoverMem = c.lastToClient, int32(next)
 	if c.failoverFrom.IsZero() {
 		c.failoverFrom = now
 	}
@@ -513,16 +512,20 @@ const maxAhead = 64
 
 // keepAhead stores output that arrived ahead of a gap, within bounds.
 func (c *Conn) keepAhead(m *member, v seq.Value, data []byte, fin bool) {
-	if len(data) == 0 && !fin || len(m.ooo) >= maxAhead || m.oooBytes+len(data) > c.p.MaxHold/2 {
+	if len(data) == 0 && !fin || len(m.ooo) >= maxAhead {
 		return
 	}
+	held := len(data)
 	for _, o := range m.ooo {
 		if o.seq == v && len(o.data) >= len(data) {
 			return // a duplicate
 		}
+		held += len(o.data)
+	}
+	if held > c.p.MaxHold/2 {
+		return
 	}
 	m.ooo = append(m.ooo, oooSeg{v, append([]byte(nil), data...), fin})
-	m.oooBytes += len(data)
 }
 
 // aheadSACK writes SACK blocks (member space) for the output kept ahead

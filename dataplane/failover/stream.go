@@ -8,9 +8,12 @@ import "github.com/ftbridge/ftbridge/dataplane/seq"
 // are copied down once the dead prefix is larger than the live part, which
 // keeps appends and trims amortised O(1) without a ring's wrap cases.
 type stream struct {
+	buf []byte
+	// off is where the live bytes start in buf. 32 bits are plenty (a
+	// stream holds at most MaxHold or LogMax bytes) and make the struct
+	// 32 bytes instead of 40: a connection has two.
+	off  int32
 	base seq.Value
-	buf  []byte
-	off  int
 }
 
 func (s *stream) reset(base seq.Value) {
@@ -20,21 +23,21 @@ func (s *stream) reset(base seq.Value) {
 }
 
 // len returns the number of bytes held.
-func (s *stream) len() int { return len(s.buf) - s.off }
+func (s *stream) len() int { return len(s.buf) - int(s.off) }
 
 // end returns the sequence number just past the last byte held.
 func (s *stream) end() seq.Value { return s.base.Add(uint32(s.len())) }
 
 // slice returns the held bytes [from, to); both must lie within [base, end].
 func (s *stream) slice(from, to seq.Value) []byte {
-	i := s.off + int(from.Sub(s.base))
-	j := s.off + int(to.Sub(s.base))
+	i := int(s.off) + int(from.Sub(s.base))
+	j := int(s.off) + int(to.Sub(s.base))
 	return s.buf[i:j]
 }
 
 // append adds b at end.
 func (s *stream) append(b []byte) {
-	if s.off > 0 && s.off >= len(s.buf)-s.off && len(s.buf)+len(b) > cap(s.buf) {
+	if off := int(s.off); off > 0 && off >= len(s.buf)-off && len(s.buf)+len(b) > cap(s.buf) {
 		n := copy(s.buf, s.buf[s.off:])
 		s.buf = s.buf[:n]
 		s.off = 0
@@ -58,13 +61,13 @@ func (s *stream) trim(to seq.Value) {
 		s.off = 0
 		return
 	}
-	s.off += n
+	s.off += int32(n)
 	s.base = to
 }
 
 // overwrite replaces held bytes from at with b (b must fit within end).
 func (s *stream) overwrite(at seq.Value, b []byte) {
-	i := s.off + int(at.Sub(s.base))
+	i := int(s.off) + int(at.Sub(s.base))
 	copy(s.buf[i:], b)
 }
 

@@ -38,6 +38,7 @@ type Port struct {
 	wmsgs []unix.Mmsghdr
 	wiovs []unix.Iovec
 	wpoll [1]unix.PollFd
+	stats unix.TpacketStats // ReadKernelDrops' scratch
 }
 
 // Bounded retries before WriteBatch/Write give up with ErrBackpressure.

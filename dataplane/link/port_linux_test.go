@@ -456,3 +456,18 @@ func BenchmarkReadBatch(b *testing.B) {
 		got += n
 	}
 }
+
+// TestReadKernelDropsNoAlloc: the engine reads the counter every probe
+// round, so the read must not allocate; a closed port says so.
+func TestReadKernelDropsNoAlloc(t *testing.T) {
+	n := newNS(t)
+	n.veth(t, "d0", "d1")
+	rx := n.open(t, "d0", nil)
+	if a := testing.AllocsPerRun(100, func() { rx.ReadKernelDrops() }); a != 0 {
+		t.Errorf("ReadKernelDrops: %v allocations, want 0", a)
+	}
+	rx.Close()
+	if _, err := rx.ReadKernelDrops(); err == nil {
+		t.Fatal("ReadKernelDrops on a closed port: no error")
+	}
+}
