@@ -4,12 +4,13 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/ftbridge/ftbridge/firmware/internal/fuzzdir"
 )
 
 // FuzzOpenState opens the credential store over an arbitrary auth.json (a
@@ -45,7 +46,7 @@ func FuzzOpenState(f *testing.F) {
 		if len(state) > 1<<20 {
 			return
 		}
-		dir := fuzzDir(t)
+		dir := fuzzdir.New(t, "auth")
 		path := filepath.Join(dir, stateFile)
 		if err := os.WriteFile(path, []byte(state), 0o600); err != nil {
 			t.Fatal(err)
@@ -124,27 +125,4 @@ func FuzzOpenState(f *testing.F) {
 			t.Fatal("the admin password or its generated flag changed over a save and reopen")
 		}
 	})
-}
-
-// fuzzDir is an empty directory for one fuzz input: on tmpfs when there
-// is one, since the code under test syncs what it writes and on a disk the
-// syncs would leave the fuzzer a few inputs a second; and always at the
-// same path within a process, since a random name (os.MkdirTemp) makes
-// the instrumented code take different paths for the same input, which
-// the fuzzer mistakes for new coverage.
-func fuzzDir(t *testing.T) string {
-	t.Helper()
-	base := filepath.Join(os.TempDir(), "ftb-fuzz-auth-"+strconv.Itoa(os.Getpid()))
-	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
-		base = filepath.Join("/dev/shm", filepath.Base(base))
-	}
-	dir := filepath.Join(base, "in")
-	if err := os.RemoveAll(dir); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	return dir
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ftbridge/ftbridge/firmware/internal/fuzzdir"
 )
 
 // FuzzOpenStore starts the configuration store over a data directory
@@ -43,7 +45,7 @@ func FuzzOpenStore(f *testing.F) {
 		}
 		wd := time.AfterFunc(5*time.Second, func() { panic("TEMP hang") })
 		defer wd.Stop()
-		root := fuzzDir(t)
+		root := fuzzdir.New(t, "config")
 		path, dir := filepath.Join(root, "config.json"), filepath.Join(root, "data", "config")
 		if err := os.WriteFile(path, []byte(storeDoc), 0o600); err != nil {
 			t.Fatal(err)
@@ -96,27 +98,4 @@ func FuzzOpenStore(f *testing.F) {
 			t.Fatalf("a restart changed the store: version %d -> %d, history %v -> %v", v1, v2, h1, h2)
 		}
 	})
-}
-
-// fuzzDir is an empty directory for one fuzz input: on tmpfs when there
-// is one, since the code under test syncs what it writes and on a disk the
-// syncs would leave the fuzzer a few inputs a second; and always at the
-// same path within a process, since a random name (os.MkdirTemp) makes
-// the instrumented code take different paths for the same input, which
-// the fuzzer mistakes for new coverage.
-func fuzzDir(t *testing.T) string {
-	t.Helper()
-	base := filepath.Join(os.TempDir(), "ftb-fuzz-config-"+strconv.Itoa(os.Getpid()))
-	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
-		base = filepath.Join("/dev/shm", filepath.Base(base))
-	}
-	dir := filepath.Join(base, "in")
-	if err := os.RemoveAll(dir); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	return dir
 }

@@ -5,9 +5,10 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
+
+	"github.com/ftbridge/ftbridge/firmware/internal/fuzzdir"
 )
 
 // FuzzOpenLog writes arbitrary bytes as the two log files (events.log.1
@@ -37,7 +38,7 @@ func FuzzOpenLog(f *testing.F) {
 		if len(old)+len(cur) > 1<<20 {
 			return
 		}
-		dir := fuzzDir(t)
+		dir := fuzzdir.New(t, "events")
 		if err := os.WriteFile(filepath.Join(dir, oldName), old, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -97,27 +98,4 @@ func FuzzOpenLog(f *testing.F) {
 			t.Fatalf("LastSeq %d after reopen, want %d", s2.LastSeq(), added.Seq)
 		}
 	})
-}
-
-// fuzzDir is an empty directory for one fuzz input: on tmpfs when there
-// is one, since the code under test syncs what it writes and on a disk the
-// syncs would leave the fuzzer a few inputs a second; and always at the
-// same path within a process, since a random name (os.MkdirTemp) makes
-// the instrumented code take different paths for the same input, which
-// the fuzzer mistakes for new coverage.
-func fuzzDir(t *testing.T) string {
-	t.Helper()
-	base := filepath.Join(os.TempDir(), "ftb-fuzz-events-"+strconv.Itoa(os.Getpid()))
-	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
-		base = filepath.Join("/dev/shm", filepath.Base(base))
-	}
-	dir := filepath.Join(base, "in")
-	if err := os.RemoveAll(dir); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	return dir
 }

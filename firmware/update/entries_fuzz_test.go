@@ -5,9 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ftbridge/ftbridge/firmware/internal/fuzzdir"
 )
 
 // FuzzParseEntryName checks the loader entry name parser on any file name
@@ -75,7 +76,7 @@ func FuzzESP(f *testing.F) {
 		if len(ops) > 24 || len(names) > 4096 {
 			return
 		}
-		dir := fuzzDir(t)
+		dir := fuzzdir.New(t, "update")
 		esp := &ESP{Dir: filepath.Join(dir, "esp"), Cmdline: "console=ttyS0", Tries: 3}
 		if err := os.MkdirAll(esp.entriesDir(), 0o755); err != nil {
 			t.Fatal(err)
@@ -233,27 +234,4 @@ func FuzzESP(f *testing.F) {
 			}
 		}
 	})
-}
-
-// fuzzDir is an empty directory for one fuzz input: on tmpfs when there
-// is one, since the code under test syncs what it writes and on a disk the
-// syncs would leave the fuzzer a few inputs a second; and always at the
-// same path within a process, since a random name (os.MkdirTemp) makes
-// the instrumented code take different paths for the same input, which
-// the fuzzer mistakes for new coverage.
-func fuzzDir(t *testing.T) string {
-	t.Helper()
-	base := filepath.Join(os.TempDir(), "ftb-fuzz-update-"+strconv.Itoa(os.Getpid()))
-	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
-		base = filepath.Join("/dev/shm", filepath.Base(base))
-	}
-	dir := filepath.Join(base, "in")
-	if err := os.RemoveAll(dir); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	return dir
 }
