@@ -12,9 +12,7 @@ import (
 // the third duplicate ACK, and the next hole at once on a partial ACK.
 func TestRenoRecoveryWithoutClientSACK(t *testing.T) {
 	p := testParams()
-	a, b := rc(1, 100000, 700), rc(2, 900000, 800)
-	b.sack = false
-	f := newFix(t, p, defaultCli(), a, b)
+	f := newSACKlessFix(t, p)
 	if f.c.vSACK {
 		t.Fatal("view has SACK although a member refused it")
 	}
@@ -81,9 +79,7 @@ func TestNoRenoRecoveryWithClientSACK(t *testing.T) {
 // stays silent, and stops once the client has everything.
 func TestBoxRTOWithoutClientSACK(t *testing.T) {
 	p := testParams()
-	a, b := rc(1, 100000, 700), rc(2, 900000, 800)
-	b.sack = false
-	f := newFix(t, p, defaultCli(), a, b)
+	f := newSACKlessFix(t, p)
 	mss := f.c.SendMSS()
 	data := pattern(0, 3*mss, 2)
 	f.repData(0, 0, data)
@@ -122,9 +118,7 @@ func TestBoxRTOWithoutClientSACK(t *testing.T) {
 // output outstanding make no resend.
 func TestRenoIgnoresWindowUpdates(t *testing.T) {
 	p := testParams()
-	a, b := rc(1, 100000, 700), rc(2, 900000, 800)
-	b.sack = false
-	f := newFix(t, p, defaultCli(), a, b)
+	f := newSACKlessFix(t, p)
 	mss := f.c.SendMSS()
 	data := pattern(0, 4*mss, 3)
 	f.repData(0, 0, data)
@@ -139,4 +133,12 @@ func TestRenoIgnoresWindowUpdates(t *testing.T) {
 	if d := dataSegs(f.o.takeClient()); len(d) != 0 {
 		t.Fatalf("window updates taken for duplicate ACKs: %v", d)
 	}
+}
+
+// newSACKlessFix builds a connection through two members of which the
+// second refuses SACK, so the view has none while the first negotiated it.
+func newSACKlessFix(t *testing.T, p *Params) *fix {
+	a, b := rc(1, 100000, 700), rc(2, 900000, 800)
+	b.sack = false
+	return newFix(t, p, defaultCli(), a, b)
 }
