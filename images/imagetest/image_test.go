@@ -78,7 +78,7 @@ func boot(t *testing.T, b *board.Board, disk, dir string, extra string) *box {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vm, err := Start(Options{Board: b, Disk: disk, Dir: dir, APIPort: port, ExtraDisk: extra})
+	vm, err := Start(Options{Board: b, Disk: disk, Dir: dir, APIPort: port, ExtraDisk: extra, ColdReboot: true})
 	if err != nil {
 		t.Fatal(err)
 	}
