@@ -299,16 +299,26 @@ func impairCase(t *testing.T, l *Lab, ln net.Listener, link string, spec impair.
 	down := transfer(t, l, ln, size, false, 1)
 	up := transfer(t, l, ln, size, true, 2)
 	// Let delayed and held-back frames (the last ACKs) leave before
-	// counting.
+	// counting. A late frame (a delayed ACK, a retransmitted FIN) can still
+	// be queued at any single instant, and the counters are read one by
+	// one, so the balance is read again until it settles, for a bounded
+	// time; a frame truly unaccounted for keeps it off and fails below.
 	time.Sleep(spec.Delay + spec.Jitter + impair.ReorderHold + 100*time.Millisecond)
-	after, err := l.ImpairStats(link)
-	if err != nil {
-		t.Fatal(err)
+	var c impair.Counters
+	for deadline := time.Now().Add(2 * time.Second); ; {
+		after, err := l.ImpairStats(link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c = after.Total().Sub(before.Total())
+		if c.Forwarded+c.Lost+c.Overflow+c.Errors == c.Received+c.Duplicated || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(spec.Delay + spec.Jitter + 20*time.Millisecond)
 	}
 	if err := l.ClearImpair(link); err != nil {
 		t.Fatal(err)
 	}
-	c := after.Total().Sub(before.Total())
 	t.Logf("%v on %s: %d MB down in %v, up in %v; %+v", spec, link, size>>20, down.Round(time.Millisecond), up.Round(time.Millisecond), c)
 	if c.Errors != 0 {
 		t.Errorf("%d frames lost to errors:\n%s", c.Errors, l.impLog(link))
