@@ -1,6 +1,7 @@
 package integration_test
 
 import (
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -13,14 +14,22 @@ import (
 // TestEngineLeaks runs traffic and a failover through an in-process engine
 // and checks that afterwards the connection table, the held output and the
 // input logs are empty and that stopping the engine leaves no goroutine
-// behind.
+// behind; with one loop and with three (whose other loops run on threads
+// of their own that enter the box's namespace).
 func TestEngineLeaks(t *testing.T) {
+	for _, loops := range []int{1, 3} {
+		t.Run(fmt.Sprintf("loops=%d", loops), func(t *testing.T) { testEngineLeaks(t, loops) })
+	}
+}
+
+func testEngineLeaks(t *testing.T, loops int) {
 	l, servers := labWithServers(t, lab.Options{Replicas: 2})
 	baseline := runtime.NumGoroutine()
 
 	cfg := config.Default()
 	cfg.Services[0].Ports = []int{7000}
 	cfg.Timers.TimeWait = config.Duration(300 * time.Millisecond)
+	cfg.Loops = loops
 	eng, ctx, stop := startEngine(t, l, cfg.Dataplane())
 	t.Cleanup(stop)
 	events, unsubscribe := eng.Subscribe(64)

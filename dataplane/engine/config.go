@@ -2,6 +2,7 @@ package engine
 
 import (
 	"net/netip"
+	"runtime"
 	"time"
 )
 
@@ -46,6 +47,14 @@ type Config struct {
 	// Engine.SetReady says its application state is in sync (the
 	// management plane runs the per-service state hook, then calls it).
 	ReadyGate bool
+
+	// Loops is how many dataplane loops share the work, each on a core of
+	// its own with a share of the connections (flow affinity: every
+	// frame of a connection, from every port, reaches the same loop).
+	// Zero means one loop per core beyond two, at most 8: on a box of two
+	// cores the kernel's own work (softirq, the sockets' copies) needs the
+	// second.
+	Loops int
 
 	Health HealthConfig
 	Limits LimitsConfig
@@ -179,6 +188,9 @@ func (c Config) WithDefaults() Config {
 	defInt(&c.Health.RiseAfter, 5)
 	def(&c.Health.StallTimeout, 300*time.Millisecond)
 	def(&c.Health.HoldDown, 3*time.Second)
+	if c.Loops <= 0 {
+		c.Loops = DefaultLoops(runtime.NumCPU())
+	}
 	defInt(&c.Limits.MaxConnections, 65536)
 	defInt(&c.Limits.MaxHoldBytes, 4<<20)
 	if c.Limits.MaxTotalHoldBytes <= 0 {
@@ -204,4 +216,13 @@ func (c Config) WithDefaults() Config {
 		c.ProbeSource = netip.AddrFrom4(a)
 	}
 	return c
+}
+
+// MaxLoops bounds Config.Loops.
+const MaxLoops = 64
+
+// DefaultLoops is the number of loops on a machine of cpus cores: one,
+// plus one per core beyond two, at most 8.
+func DefaultLoops(cpus int) int {
+	return min(max(cpus-2, 0)+1, 8)
 }

@@ -31,6 +31,8 @@ type ReplicaStatus struct {
 	// RxKernelDrops: frames the kernel dropped on the port because the
 	// loop fell behind (socket receive buffer full).
 	RxKernelDrops uint64 `json:"rx_kernel_drops"`
+
+	id int // the replica's id, to merge the loops' counts
 }
 
 // MemberStatus is one replica's leg of a connection.
@@ -69,7 +71,10 @@ type Snapshot struct {
 	Started     time.Time       `json:"started"`
 	Replicas    []ReplicaStatus `json:"replicas"`
 	Connections int             `json:"connections"`
-	Conns       []ConnStatus    `json:"conns,omitempty"`
+	// Loops counts the connections on each dataplane loop (Config.Loops),
+	// loop 0 first: how evenly the flow hash spreads them.
+	Loops []int        `json:"loops"`
+	Conns []ConnStatus `json:"conns,omitempty"`
 	// ByRedundancy counts established connections by their number of
 	// live replicas.
 	ByRedundancy map[int]int       `json:"by_redundancy"`
@@ -92,36 +97,118 @@ type Snapshot struct {
 // (sorted by client address) when maxConns > 0.
 func (e *Engine) Snapshot(ctx context.Context, maxConns int) (Snapshot, error) {
 	var s Snapshot
-	err := e.do(ctx, func() { s = e.snapshot(maxConns) })
-	return s, err
+	var part connsPart
+	if err := e.do(ctx, func() {
+		s = e.snapshot()
+		part = e.connsPart(maxConns)
+	}); err != nil {
+		return s, err
+	}
+	parts := []connsPart{part}
+	if err := e.forEachFollower(ctx, func(l *Engine) error {
+		parts = append(parts, l.connsPart(maxConns))
+		return nil
+	}); err != nil {
+		return s, err
+	}
+	s.merge(parts, maxConns)
+	return s, nil
 }
 
-func (e *Engine) snapshot(maxConns int) Snapshot {
-	s := Snapshot{Time: e.now, Started: e.started, Connections: len(e.conns)}
-	per := make([]int, len(e.replicas))
-	prim := make([]int, len(e.replicas))
+// connsPart is one loop's share of a Snapshot: its connections.
+type connsPart struct {
+	count        int
+	per, prim    []int // live members and primaries by replica id
+	conns        []ConnStatus
+	byRedundancy map[int]int
+	held         int64
+}
+
+func (e *Engine) connsPart(maxConns int) connsPart {
+	p := connsPart{
+		count: len(e.conns), per: make([]int, len(e.replicas)), prim: make([]int, len(e.replicas)),
+		byRedundancy: map[int]int{}, held: e.hold.Used,
+	}
 	for _, ce := range e.conns {
 		c := ce.conn
 		for m := 0; m < c.Members(); m++ {
 			if c.MemberLive(m) {
-				per[c.MemberID(m)]++
+				p.per[c.MemberID(m)]++
 			}
 		}
-		if p := c.Primary(); p >= 0 {
-			prim[c.MemberID(p)]++
+		if pr := c.Primary(); pr >= 0 {
+			p.prim[c.MemberID(pr)]++
+		}
+		if c.State() == failover.StateEstablished {
+			p.byRedundancy[c.Redundancy()]++
 		}
 	}
-	for i, r := range e.replicas {
+	if maxConns > 0 {
+		for _, ce := range e.conns {
+			p.conns = append(p.conns, e.connStatus(ce.conn))
+		}
+		sortConns(p.conns)
+		if len(p.conns) > maxConns {
+			p.conns = p.conns[:maxConns]
+		}
+	}
+	return p
+}
+
+func sortConns(cs []ConnStatus) {
+	sort.Slice(cs, func(i, j int) bool {
+		if cs[i].Client != cs[j].Client {
+			return cs[i].Client < cs[j].Client
+		}
+		return cs[i].Service < cs[j].Service
+	})
+}
+
+// merge adds the loops' connections to s (whose Replicas are in replica id
+// order, removed ones left out: ids are matched by name).
+func (s *Snapshot) merge(parts []connsPart, maxConns int) {
+	s.ByRedundancy = map[int]int{}
+	for _, p := range parts {
+		s.Connections += p.count
+		s.Loops = append(s.Loops, p.count)
+		s.HeldBytes += p.held
+		for k, v := range p.byRedundancy {
+			s.ByRedundancy[k] += v
+		}
+		for i := range s.Replicas {
+			id := s.Replicas[i].id
+			if id < len(p.per) {
+				s.Replicas[i].Conns += p.per[id]
+				s.Replicas[i].Primaries += p.prim[id]
+			}
+		}
+		s.Conns = append(s.Conns, p.conns...)
+	}
+	if len(parts) > 1 {
+		sortConns(s.Conns)
+	}
+	if len(s.Conns) > maxConns {
+		s.Conns = s.Conns[:max(maxConns, 0)]
+	}
+}
+
+// snapshot returns the state that loop 0 holds for the whole engine: the
+// replicas and the counters, without the connections (see connsPart).
+func (e *Engine) snapshot() Snapshot {
+	s := Snapshot{Time: e.now, Started: e.started}
+	for _, r := range e.replicas {
 		if r.removed {
 			continue
 		}
+		ctr := r.counters()
 		rs := ReplicaStatus{
+			id:   r.id,
 			Name: r.name, Interface: r.ifname, Up: r.up, Admin: r.admin.String(), Carrier: r.carrier,
-			Port: r.port != nil, Preferred: e.primaryReplica() == r, Conns: per[i], Primaries: prim[i],
+			Port: r.port != nil, Preferred: e.primaryReplica() == r,
 			ProbeRTT: float64(r.rtt) / float64(time.Millisecond), Since: r.lastChange, Reason: r.reason,
-			RxFrames: r.ctr.RxFrames.Load(), TxFrames: r.ctr.TxFrames.Load(),
-			RxBytes: r.ctr.RxBytes.Load(), TxBytes: r.ctr.TxBytes.Load(),
-			RxKernelDrops: r.ctr.RxKernelDrops.Load(),
+			RxFrames: ctr.RxFrames.Load(), TxFrames: ctr.TxFrames.Load(),
+			RxBytes: ctr.RxBytes.Load(), TxBytes: ctr.TxBytes.Load(),
+			RxKernelDrops: ctr.RxKernelDrops.Load(),
 		}
 		for si, up := range r.svcUp {
 			if up {
@@ -129,26 +216,6 @@ func (e *Engine) snapshot(maxConns int) Snapshot {
 			}
 		}
 		s.Replicas = append(s.Replicas, rs)
-	}
-	if maxConns > 0 {
-		for _, ce := range e.conns {
-			s.Conns = append(s.Conns, e.connStatus(ce.conn))
-		}
-		sort.Slice(s.Conns, func(i, j int) bool {
-			if s.Conns[i].Client != s.Conns[j].Client {
-				return s.Conns[i].Client < s.Conns[j].Client
-			}
-			return s.Conns[i].Service < s.Conns[j].Service
-		})
-		if len(s.Conns) > maxConns {
-			s.Conns = s.Conns[:maxConns]
-		}
-	}
-	s.ByRedundancy = map[int]int{}
-	for _, ce := range e.conns {
-		if ce.conn.State() == failover.StateEstablished {
-			s.ByRedundancy[ce.conn.Redundancy()]++
-		}
 	}
 	s.Rejoins = RejoinCounts{
 		Started:   e.counters.RejoinsStarted.Load(),
@@ -160,7 +227,6 @@ func (e *Engine) snapshot(maxConns int) Snapshot {
 	s.LastMemberKept = e.counters.LastMemberKept.Load()
 	s.LastResortConns = e.counters.LastResortConns.Load()
 	s.Divergences = e.counters.Divergences.Load()
-	s.HeldBytes = e.hold.Used
 	s.Uplink.RxFrames = e.upCtr.RxFrames.Load()
 	s.Uplink.TxFrames = e.upCtr.TxFrames.Load()
 	s.Uplink.RxBytes = e.upCtr.RxBytes.Load()
@@ -221,6 +287,7 @@ func (e *Engine) Promote(ctx context.Context, name string) error {
 			}
 		}
 		e.order = order
+		e.logOp(shardOp{kind: opPromote, id: r.id})
 		for _, ce := range e.conns {
 			ce.conn.Promote(e.now, r.id, e)
 			e.schedule(ce)
@@ -289,6 +356,16 @@ func (e *Engine) Rejoin(ctx context.Context, name string) (int, error) {
 	var n int
 	err := e.doReplica(ctx, name, func(r *replica) error {
 		n = e.maybeRejoin(r, -1, true)
+		return nil
+	})
+	if err != nil {
+		return n, err
+	}
+	err = e.forEachFollower(ctx, func(l *Engine) error {
+		if r := l.replicaByName(name); r != nil {
+			n += l.maybeRejoin(r, -1, true)
+			l.flushAll()
+		}
 		return nil
 	})
 	return n, err

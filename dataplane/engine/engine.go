@@ -137,9 +137,16 @@ type Engine struct {
 
 	hold      failover.HoldBudget
 	logBudget failover.HoldBudget
-	counters  Counters
-	upCtr     PortCounters
-	events    eventHub
+	// maxConns is this loop's share of Limits.MaxConnections.
+	maxConns int
+	// heldStored is the part of counters.HeldBytes this loop stored.
+	heldStored int64
+	// counters, upCtr and events are shared by every loop of the engine.
+	counters *Counters
+	upCtr    *PortCounters
+	events   *eventHub
+	// shardState: this loop's place among the engine's loops (shard.go).
+	shardState
 
 	nextProbe time.Time
 	// nextKernelStats is when the ports' kernel drop counters are read next.
@@ -176,6 +183,25 @@ func New(cfg Config) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	loops := cfg.Loops
+	e, err := newLoop(cfg, 0, loops, nil)
+	if err != nil {
+		return nil, err
+	}
+	for i := 1; i < loops; i++ {
+		f, err := newLoop(cfg, i, loops, e)
+		if err != nil {
+			e.Close()
+			return nil, fmt.Errorf("loop %d: %w", i, err)
+		}
+		e.followers = append(e.followers, f)
+	}
+	return e, nil
+}
+
+// newLoop opens loop index of loops; leader is loop 0 (nil for loop 0
+// itself), whose counters, events and clock the others share.
+func newLoop(cfg Config, index, loops int, leader *Engine) (*Engine, error) {
 	e := &Engine{
 		cfg:       cfg,
 		svcIndex:  make(map[netip.AddrPort]int),
@@ -184,11 +210,18 @@ func New(cfg Config) (*Engine, error) {
 		neighbors: make(map[netip.Addr]pkt.MAC),
 		ctl:       make(chan func(), 16),
 		probeSrc:  cfg.ProbeSource,
-		rstLimit:  tokenBucket{rate: 1000, burst: 200},
+		rstLimit:  tokenBucket{rate: 1000 / float64(loops), burst: max(200/float64(loops), 1)},
 		epoch:     time.Now(),
 	}
-	e.hold.Max = cfg.Limits.MaxTotalHoldBytes
-	e.logBudget.Max = cfg.Limits.MaxTotalLogBytes
+	e.shard, e.loops, e.leader = index, loops, leader
+	if leader == nil {
+		e.counters, e.upCtr, e.events = new(Counters), new(PortCounters), new(eventHub)
+		e.shared = newShardShared()
+	} else {
+		e.counters, e.upCtr, e.events = leader.counters, leader.upCtr, leader.events
+		e.shared, e.epoch = leader.shared, leader.epoch
+	}
+	e.setBudgets(cfg)
 	for _, s := range cfg.Services {
 		params := &failover.Params{}
 		e.setParams(params, cfg, s)
@@ -206,16 +239,19 @@ func New(cfg Config) (*Engine, error) {
 	if e.poller, err = link.NewPoller(); err != nil {
 		return nil, err
 	}
-	if e.watcher, err = link.NewWatcher(); err != nil {
-		e.poller.Close()
-		return nil, err
+	if leader == nil {
+		// Loop 0 follows the interfaces for every loop.
+		if e.watcher, err = link.NewWatcher(); err != nil {
+			e.poller.Close()
+			return nil, err
+		}
 	}
-	up, err := openPort(cfg.Uplink)
+	up, err := e.openPort(cfg.Uplink)
 	if err != nil {
 		e.Close()
 		return nil, fmt.Errorf("uplink: %w", err)
 	}
-	up.ctr = &e.upCtr
+	up.ctr = e.upCtr
 	e.uplink = up
 	e.vipMAC = pkt.MAC(cfg.VIPMAC)
 	if e.vipMAC.IsZero() {
@@ -224,8 +260,11 @@ func New(cfg Config) (*Engine, error) {
 	for i, rc := range cfg.Replicas {
 		r := newReplica(i, rc, len(e.services))
 		r.ready = !cfg.ReadyGate
-		if p, err := openPort(rc.Interface); err == nil {
-			p.ctr = &r.ctr
+		if leader != nil {
+			r.shared = leader.replicas[i].counters()
+		}
+		if p, err := e.openPort(rc.Interface); err == nil {
+			p.ctr = r.counters()
 			r.port = p
 			if st, ok := link.LinkState(rc.Interface); ok {
 				r.carrier = st.Up
@@ -240,6 +279,16 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.rxSizes = make([]int, rxBatch)
 	return e, nil
+}
+
+// setBudgets gives the loop its share of the box-wide limits: connections
+// spread evenly over the loops (the filter hashes them), so each loop gets
+// an equal part of the table and of the memory for held output and logs.
+func (e *Engine) setBudgets(cfg Config) {
+	n := int64(e.loops)
+	e.maxConns = (cfg.Limits.MaxConnections + e.loops - 1) / e.loops
+	e.hold.Max = (cfg.Limits.MaxTotalHoldBytes + n - 1) / n
+	e.logBudget.Max = (cfg.Limits.MaxTotalLogBytes + n - 1) / n
 }
 
 // Validate checks what the engine needs of a configuration. The management
@@ -257,6 +306,9 @@ func (c Config) Validate() error {
 	if len(c.Services) == 0 {
 		return errors.New("engine: no services")
 	}
+	if c.Loops < 0 || c.Loops > MaxLoops {
+		return fmt.Errorf("engine: %d loops, want 1 to %d (0: one per core beyond two)", c.Loops, MaxLoops)
+	}
 	for _, s := range c.Services {
 		if !s.Address.Is4() {
 			return fmt.Errorf("engine: service address %v is not IPv4", s.Address)
@@ -271,10 +323,16 @@ func (c Config) Validate() error {
 	return nil
 }
 
-func openPort(name string) (*port, error) {
+// openPort opens the loop's socket on interface name: with several
+// loops, one filtered to the loop's share of the traffic.
+func (e *Engine) openPort(name string) (*port, error) {
 	// 16 MiB each way: a burst of GSO super-frames from several replicas
 	// must not overflow the socket while the loop handles another port.
-	p, err := link.Open(name, &link.Options{VNetHdr: true, Promisc: true, RecvBuf: 16 << 20, SendBuf: 16 << 20})
+	o := &link.Options{VNetHdr: true, Promisc: true, RecvBuf: 16 << 20, SendBuf: 16 << 20}
+	if e.loops > 1 {
+		o.Filter = shardFilter(e.shard, e.loops, e.probeSrc)
+	}
+	p, err := link.Open(name, o)
 	if err != nil {
 		return nil, err
 	}
@@ -282,10 +340,13 @@ func openPort(name string) (*port, error) {
 }
 
 // Counters returns the engine's live counters.
-func (e *Engine) Counters() *Counters { return &e.counters }
+func (e *Engine) Counters() *Counters { return e.counters }
 
 // Close releases the engine's sockets. Call it after Run returned.
 func (e *Engine) Close() error {
+	for _, f := range e.followers {
+		f.Close()
+	}
 	if e.uplink != nil {
 		e.uplink.p.Close()
 	}
@@ -314,19 +375,38 @@ func (e *Engine) Close() error {
 func (e *Engine) Run(ctx context.Context) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	if len(e.followers) > 0 {
+		return e.runLoops(ctx)
+	}
+	return e.run(ctx)
+}
+
+// run is one loop's body.
+func (e *Engine) run(ctx context.Context) error {
 	e.started = time.Now()
 	e.now = e.started
-	stop := context.AfterFunc(ctx, e.poller.Wake)
-	defer stop()
-	e.publish(Event{Kind: EventStarted, Detail: fmt.Sprintf("%d replicas, %d service ports", len(e.replicas), len(e.services))})
-	e.gratuitousARP()
+	// The wake-up may run after ctx ends; Close must wait for it (a Wake
+	// after the poller's Close would write to a closed descriptor).
+	woke := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() { e.poller.Wake(); close(woke) })
+	defer func() {
+		if !stop() {
+			<-woke
+		}
+	}()
+	if e.leader == nil {
+		e.publish(Event{Kind: EventStarted, Detail: fmt.Sprintf("%d replicas, %d service ports, %d loops", len(e.replicas), len(e.services), e.loops)})
+		e.gratuitousARP()
+	}
 	fds := make([]int, 0, 2+len(e.replicas))
 	owners := make([]*port, 0, cap(fds))
 	ready := make([]bool, cap(fds))
 	for ctx.Err() == nil {
 		fds, owners = fds[:0], owners[:0]
-		fds = append(fds, e.watcher.Fd())
-		owners = append(owners, nil)
+		if e.watcher != nil {
+			fds = append(fds, e.watcher.Fd())
+			owners = append(owners, nil)
+		}
 		fds = append(fds, e.uplink.p.Fd())
 		owners = append(owners, e.uplink)
 		for _, r := range e.replicas {
@@ -344,20 +424,22 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		e.now = time.Now()
 		e.runControl()
-		for i, fd := range fds {
+		e.applySync()
+		for i := range fds {
 			if !ready[i] {
 				continue
 			}
-			if i == 0 {
+			if owners[i] == nil {
 				e.handleLinkEvents()
 				continue
 			}
-			_ = fd
 			e.readPort(owners[i])
 		}
 		e.now = time.Now()
 		e.runTimers()
-		e.runProbes()
+		if e.leader == nil {
+			e.runProbes()
+		}
 		e.runPendingFailures()
 		e.rejoinSweep()
 		e.flushAll()
@@ -365,8 +447,11 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.nextKernelStats = e.now.Add(kernelStatsEvery)
 			e.readKernelDrops()
 		}
+		e.syncFollowers()
 	}
-	e.publish(Event{Kind: EventStopped})
+	if e.leader == nil {
+		e.publish(Event{Kind: EventStopped})
+	}
 	return nil
 }
 
@@ -431,6 +516,14 @@ func (e *Engine) do(ctx context.Context, f func()) error {
 // nextWake returns how long the loop may sleep.
 func (e *Engine) nextWake(now time.Time) time.Duration {
 	d := e.nextProbe.Sub(now)
+	if e.leader != nil {
+		// Other loops do not probe; they wake for their timers, the
+		// kernel's drop counters and the rejoin sweep.
+		d = e.nextKernelStats.Sub(now)
+		if e.rejoinDirty {
+			d = min(d, e.nextSweep.Sub(now))
+		}
+	}
 	if len(e.timers) > 0 {
 		d = min(d, time.Duration(e.timers[0].at-e.mono(now)))
 	}
@@ -462,7 +555,7 @@ func (e *Engine) readPort(p *port) {
 		e.flushAll()
 	}
 	p.backlogged = true
-	e.overloadedAt = e.now
+	e.overloaded()
 }
 
 func (e *Engine) drop(r DropReason) { e.counters.Drops[r].Add(1) }
@@ -568,7 +661,9 @@ func (e *Engine) runTimers() {
 		ce.conn.Tick(e.now, e)
 		e.schedule(ce)
 	}
-	e.counters.HeldBytes.Store(e.hold.Used)
+	// Each loop adds its own change: they share the counter.
+	e.counters.HeldBytes.Add(e.hold.Used - e.heldStored)
+	e.heldStored = e.hold.Used
 }
 
 // logMax is a service's per-connection input log bound: none where

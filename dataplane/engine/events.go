@@ -88,7 +88,7 @@ func (h *eventHub) publish(ev Event) {
 // n, and a function that ends the subscription and closes the channel.
 func (e *Engine) Subscribe(n int) (<-chan Event, func()) {
 	ch := make(chan Event, max(n, 1))
-	h := &e.events
+	h := e.events
 	h.mu.Lock()
 	if h.subs == nil {
 		h.subs = make(map[chan Event]struct{})

@@ -36,11 +36,43 @@ func (e *Engine) Reconfigure(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	if cfg.Loops != e.loops {
+		return ErrRestartNeeded
+	}
 	var err error
-	if derr := e.do(ctx, func() { err = e.reconfigure(cfg) }); derr != nil {
+	var ctrs []*PortCounters
+	if derr := e.do(ctx, func() {
+		err = e.reconfigure(cfg)
+		for _, r := range e.replicas {
+			ctrs = append(ctrs, r.counters())
+		}
+	}); derr != nil {
 		return derr
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	// The other loops make the same changes to their own sockets and
+	// connections; the replicas' state follows from loop 0 at its next
+	// turn.
+	return e.forEachFollower(ctx, func(l *Engine) error { return l.reconfigureFollower(cfg, ctrs) })
+}
+
+// reconfigureFollower is a follower's part of Reconfigure: ctrs are loop
+// 0's replica counters, by id.
+func (e *Engine) reconfigureFollower(cfg Config, ctrs []*PortCounters) error {
+	if err := e.reconfigure(cfg); err != nil {
+		return err
+	}
+	for i, r := range e.replicas {
+		if i < len(ctrs) && r.shared != ctrs[i] {
+			r.shared = ctrs[i]
+			if r.port != nil {
+				r.port.ctr = ctrs[i]
+			}
+		}
+	}
+	return nil
 }
 
 func (e *Engine) reconfigure(cfg Config) error {
@@ -50,9 +82,13 @@ func (e *Engine) reconfigure(cfg Config) error {
 	old := e.cfg
 	e.cfg = cfg
 	e.rejoinDirty = true // services, replicas or policies may have changed
+	if e.probeSrc != cfg.ProbeSource && e.loops > 1 {
+		// The filters send the probes' answers to loop 0 by address.
+		e.probeSrc = cfg.ProbeSource
+		e.refilter()
+	}
 	e.probeSrc = cfg.ProbeSource
-	e.hold.Max = cfg.Limits.MaxTotalHoldBytes
-	e.logBudget.Max = cfg.Limits.MaxTotalLogBytes
+	e.setBudgets(cfg)
 	if mac := pkt.MAC(cfg.VIPMAC); mac.IsZero() {
 		e.vipMAC = e.uplink.mac
 	} else {
@@ -104,13 +140,15 @@ func (e *Engine) reconfigure(cfg Config) error {
 		if r == nil {
 			r = newReplica(len(e.replicas), rc, len(e.services))
 			r.ready = !cfg.ReadyGate
-			if p, err := openPort(rc.Interface); err == nil {
-				p.ctr = &r.ctr
+			if p, err := e.openPort(rc.Interface); err == nil {
+				p.ctr = &r.ctr // a follower's points to loop 0's (reconfigureFollower)
 				r.port = p
 				r.carrier = true
 			}
 			e.replicas = append(e.replicas, r)
-			e.publish(Event{Kind: EventReplicaAdmin, Replica: r.name, Reason: "added"})
+			if e.leader == nil {
+				e.publish(Event{Kind: EventReplicaAdmin, Replica: r.name, Reason: "added"})
+			}
 		}
 		keep[r.id] = true
 		order = append(order, r.id)
@@ -127,7 +165,9 @@ func (e *Engine) reconfigure(cfg Config) error {
 			r.port = nil
 		}
 		r.up = false
-		e.publish(Event{Kind: EventReplicaAdmin, Replica: r.name, Reason: "removed"})
+		if e.leader == nil {
+			e.publish(Event{Kind: EventReplicaAdmin, Replica: r.name, Reason: "removed"})
+		}
 	}
 	// Keep the operator's promotion if the promoted replica stays.
 	if len(e.order) > 0 && keep[e.order[0]] && e.order[0] != order[0] && old.Replicas[0].Name == cfg.Replicas[0].Name {
@@ -139,8 +179,10 @@ func (e *Engine) reconfigure(cfg Config) error {
 			r.ready = true
 		}
 	}
-	e.gratuitousARP()
-	e.nextProbe = time.Time{}
+	if e.leader == nil {
+		e.gratuitousARP()
+		e.nextProbe = time.Time{}
+	}
 	return nil
 }
 
@@ -181,4 +223,18 @@ func without(ids []int, id int) []int {
 		}
 	}
 	return out
+}
+
+// refilter gives every socket of the loop the filter for the current probe
+// source. A socket that refuses keeps its old one: a probe answer may then
+// reach another loop, which ignores it, and the replica is judged on its
+// traffic and ARP.
+func (e *Engine) refilter() {
+	prog := shardFilter(e.shard, e.loops, e.probeSrc)
+	e.uplink.p.SetFilter(prog)
+	for _, r := range e.replicas {
+		if r.port != nil {
+			r.port.p.SetFilter(prog)
+		}
+	}
 }

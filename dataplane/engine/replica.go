@@ -13,14 +13,21 @@ import (
 
 // replica is one replica port and what the box knows of its health.
 type replica struct {
-	id      int
-	name    string
-	ifname  string
-	port    *port
-	ctr     PortCounters
-	peer    pkt.MAC // the replica's MAC, learned from its frames
-	carrier bool
-	admin   Admin
+	id     int
+	name   string
+	ifname string
+	port   *port
+	ctr    PortCounters
+	// shared: loop 0's counters of this replica, which every loop counts
+	// into (nil on loop 0; see counters).
+	shared *PortCounters
+	// portGen counts the times loop 0 closed or reopened the port (the
+	// other loops follow it); probedAt is when the last probes left.
+	portGen  uint32
+	probedAt time.Time
+	peer     pkt.MAC // the replica's MAC, learned from its frames
+	carrier  bool
+	admin    Admin
 
 	// up is the replica-wide verdict (carrier, ARP, no stall).
 	up         bool
@@ -68,6 +75,15 @@ func newReplica(id int, rc ReplicaConfig, nsvc int) *replica {
 	}
 }
 
+// counters returns the port counters every loop counts this replica's
+// traffic into.
+func (r *replica) counters() *PortCounters {
+	if r.shared != nil {
+		return r.shared
+	}
+	return &r.ctr
+}
+
 // addService grows the per-service state for a service added live.
 func (r *replica) addService() {
 	r.svcUp = append(r.svcUp, false)
@@ -113,7 +129,7 @@ func (e *Engine) runProbes() {
 	late := !e.nextProbe.IsZero() && e.now.Sub(e.nextProbe) > e.cfg.Health.Interval
 	e.nextProbe = e.now.Add(e.cfg.Health.Interval)
 	if late {
-		e.overloadedAt = e.now
+		e.overloaded()
 		for _, r := range e.replicas {
 			if r.port != nil {
 				r.port.backlogged = true
@@ -135,6 +151,7 @@ func (e *Engine) judgeRound(r *replica) {
 	// Frames the kernel dropped on the port (its receive buffer was full)
 	// may have been the answers: the round proves nothing.
 	e.kernelDrops(r.port)
+	e.followersHeard(r)
 	// Frames from the replica prove its host alive as well as an ARP
 	// reply does: a replica busy with a burst of connections answers those
 	// while a probe answer may be late or lost in the crowd, and must not
@@ -246,6 +263,7 @@ func (e *Engine) setServiceDown(r *replica, svc int, why string, refused bool) {
 // and saves the connection if r was only slow or briefly unreachable.
 // New connections avoid r all the same.
 func (e *Engine) failReplicaConns(r *replica, svc int, reason failover.Reason, soft bool) {
+	e.logOp(shardOp{kind: opFail, id: r.id, svc: svc, reason: reason, soft: soft})
 	rst := r.port != nil && r.carrier
 	kept := 0
 	for _, ce := range e.conns {
@@ -270,11 +288,24 @@ func (e *Engine) failReplicaConns(r *replica, svc int, reason failover.Reason, s
 
 // runPendingFailures fails the replicas that connections found stalled.
 func (e *Engine) runPendingFailures() {
+	if e.leader != nil {
+		// Loop 0 decides for the whole box.
+		for _, pf := range e.pendingFail {
+			e.reportStall(pf)
+		}
+		clear(e.pendingFail)
+		e.pendingFail = e.pendingFail[:0]
+		return
+	}
+	e.takeStalls()
 	for len(e.pendingFail) > 0 {
 		pf := e.pendingFail[0]
 		e.pendingFail = e.pendingFail[1:]
+		if pf.id >= len(e.replicas) {
+			continue
+		}
 		r := e.replicas[pf.id]
-		if pf.reason == failover.ReasonStalled && e.now.Sub(e.overloadedAt) < e.cfg.Health.StallTimeout {
+		if pf.reason == failover.ReasonStalled && e.now.Sub(e.lastOverload()) < e.cfg.Health.StallTimeout {
 			// The box itself fell behind (a flood, a starved machine)
 			// within the stall window: the replica's silence may be
 			// ours. Judge again when the box keeps up.
@@ -307,6 +338,7 @@ func (e *Engine) sendProbes(r *replica) {
 	pkt.EncodeARP(buf[n+pkt.EthernetLen:], pkt.ARPRequest, r.port.mac, e.probeSrc, pkt.MAC{}, vip)
 	e.queue(r.port, buf[:n+pkt.EthernetLen+pkt.ARPLen])
 	e.counters.ProbesSent.Add(1)
+	r.probedAt = e.now
 	if r.peer.IsZero() {
 		return // the SYN needs the replica's MAC
 	}
@@ -359,6 +391,21 @@ func (e *Engine) probeReply(r *replica, f *pkt.Frame) {
 
 // portError handles a read or write error on a port.
 func (e *Engine) portError(p *port, err error) {
+	if e.leader != nil && p != e.uplink {
+		// Loop 0 judges the port (it sees the same errors and the
+		// interface's events) and tells the others; this loop only stops
+		// reading a socket that failed for another reason than a down
+		// link (which recovers by itself).
+		if !errors.Is(err, link.ErrLinkDown) {
+			for _, r := range e.replicas {
+				if r.port == p {
+					r.port.p.Close()
+					r.port = nil
+				}
+			}
+		}
+		return
+	}
 	if p == e.uplink {
 		if !errors.Is(err, link.ErrLinkDown) {
 			e.drop(DropPortDown)
@@ -383,6 +430,7 @@ func (e *Engine) portGone(r *replica, err error) {
 	if r.port != nil {
 		r.port.p.Close()
 		r.port = nil
+		r.portGen++
 	}
 	r.carrier = false
 	e.publish(Event{Kind: EventPortGone, Replica: r.name, Port: r.ifname, Reason: fmt.Sprint(err)})
@@ -408,11 +456,13 @@ func (e *Engine) handleLinkEvents() {
 				// Same name, new interface: reopen.
 				r.port.p.Close()
 				r.port = nil
+				r.portGen++
 				fallthrough
 			case r.port == nil:
-				if p, err := openPort(r.ifname); err == nil {
-					p.ctr = &r.ctr
+				if p, err := e.openPort(r.ifname); err == nil {
+					p.ctr = r.counters()
 					r.port = p
+					r.portGen++
 					r.peer = pkt.MAC{}
 					r.carrier = ev.Up
 					e.publish(Event{Kind: EventPortBack, Replica: r.name, Port: r.ifname})
@@ -465,6 +515,9 @@ func (e *Engine) rejoinSweep() {
 // policy allows: automatically for RejoinAuto, or on an operator's request
 // (manual) for RejoinAuto and RejoinManual. It returns how many joins began.
 func (e *Engine) maybeRejoin(r *replica, svc int, manual bool) int {
+	if !manual {
+		e.logOp(shardOp{kind: opRejoin, id: r.id, svc: svc})
+	}
 	n, all := e.rejoinScan(r, svc, manual)
 	if !all {
 		e.rejoinDirty = true // the budget cut it short: the sweep goes on
@@ -568,13 +621,14 @@ const overloadCap = 10 * time.Second
 // judged anyway. Carrier loss and a probe refused with RST are never
 // excused.
 func (e *Engine) excused(r *replica, last time.Time) bool {
-	if e.overloadedAt.IsZero() || !r.carrier || r.port == nil || !e.overloadedAt.After(last) {
+	over := e.lastOverload()
+	if over.IsZero() || !r.carrier || r.port == nil || !over.After(last) {
 		return false
 	}
 	if e.now.Sub(last) > overloadCap {
 		return false
 	}
-	return e.now.Sub(e.overloadedAt) <= r.silentLimit(e.cfg.Health)
+	return e.now.Sub(over) <= r.silentLimit(e.cfg.Health)
 }
 
 // silentLimit is how long a replica may go without answering before it is

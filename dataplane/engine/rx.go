@@ -34,7 +34,7 @@ func (e *Engine) handleFrame(p *port, b []byte) {
 		if src := eth.Src(); src != r.peer && src[0]&1 == 0 {
 			r.peer = src
 		}
-		r.heard, r.heardAt = true, e.now
+		e.heardReplica(r)
 	}
 	switch eth.Type() {
 	case pkt.EtherTypeARP:
@@ -169,7 +169,9 @@ func (e *Engine) handleIPv4(p *port, r *replica, vh pkt.VNetHdr, b []byte) {
 		return
 	}
 	if ip.Dst() == e.probeSrc {
-		e.probeReply(r, f)
+		if e.leader == nil { // (the filters send answers to loop 0)
+			e.probeReply(r, f)
+		}
 		return
 	}
 	si, ok := e.svcIndex[netip.AddrPortFrom(ip.Src(), tcp.SrcPort())]
@@ -232,7 +234,7 @@ func (e *Engine) fromClient(si int, f *pkt.Frame, vh pkt.VNetHdr) {
 			}
 			return
 		}
-		if len(e.conns) >= e.cfg.Limits.MaxConnections {
+		if len(e.conns) >= e.maxConns {
 			e.drop(DropTableFull)
 			return
 		}

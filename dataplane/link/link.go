@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"strings"
+
+	"golang.org/x/net/bpf"
 )
 
 // Options configures Open. A nil *Options means the defaults.
@@ -20,6 +22,12 @@ type Options struct {
 	// SO_RCVBUFFORCE/SO_SNDBUFFORCE (falling back to SO_RCVBUF/SO_SNDBUF
 	// without CAP_NET_ADMIN). Zero means DefaultSocketBuffer.
 	RecvBuf, SendBuf int
+	// Filter, when set, is a classic BPF program attached to the socket
+	// (SO_ATTACH_FILTER) before it is bound: the kernel delivers only the
+	// frames it accepts. It sees each frame from its Ethernet header, without
+	// the virtio header. Several sockets on one interface, each with a
+	// filter accepting a disjoint share, split its traffic between loops.
+	Filter []bpf.RawInstruction
 }
 
 // DefaultSocketBuffer is the socket buffer size used when Options leaves

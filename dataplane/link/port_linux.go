@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -122,6 +123,11 @@ func Open(ifname string, opts *Options) (*Port, error) {
 		mreq := unix.PacketMreq{Ifindex: int32(p.index), Type: unix.PACKET_MR_PROMISC}
 		if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mreq); err != nil {
 			return fail("PACKET_MR_PROMISC", err)
+		}
+	}
+	if o.Filter != nil {
+		if err := p.SetFilter(o.Filter); err != nil {
+			return fail("SO_ATTACH_FILTER", err)
 		}
 	}
 	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: p.index}
@@ -441,4 +447,24 @@ func setIov(iov *unix.Iovec, b []byte) {
 		iov.Base = &b[0]
 	}
 	iov.SetLen(len(b))
+}
+
+// maxFilterLen is the kernel's limit on a classic BPF program (BPF_MAXINSNS).
+const maxFilterLen = 4096
+
+// SetFilter attaches prog (classic BPF) to the socket in place of any
+// filter before it; frames already queued were accepted by the old one.
+func (p *Port) SetFilter(prog []bpf.RawInstruction) error {
+	if len(prog) == 0 || len(prog) > maxFilterLen {
+		return &PortError{Op: "filter", Port: p.name, Err: unix.EINVAL}
+	}
+	f := make([]unix.SockFilter, len(prog))
+	for i, in := range prog {
+		f[i] = unix.SockFilter{Code: in.Op, Jt: in.Jt, Jf: in.Jf, K: in.K}
+	}
+	fprog := unix.SockFprog{Len: uint16(len(f)), Filter: &f[0]}
+	if err := unix.SetsockoptSockFprog(p.fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
+		return &PortError{Op: "filter", Port: p.name, Err: err}
+	}
+	return nil
 }

@@ -5,6 +5,8 @@ package link
 import (
 	"errors"
 	"time"
+
+	"golang.org/x/net/bpf"
 )
 
 // Port is an AF_PACKET socket bound to one interface. It exists only on
@@ -88,3 +90,6 @@ func (w *Watcher) Close() error { return nil }
 
 // ReadKernelDrops is not supported on this system.
 func (p *Port) ReadKernelDrops() (uint64, error) { return 0, errors.ErrUnsupported }
+
+// SetFilter is not supported on this system.
+func (p *Port) SetFilter(prog []bpf.RawInstruction) error { return errors.ErrUnsupported }

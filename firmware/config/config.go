@@ -36,6 +36,10 @@ type Config struct {
 	Replicas []Replica `json:"replicas"`
 	// Services are the virtual service addresses and their TCP ports.
 	Services []Service `json:"services"`
+	// Loops is how many dataplane loops (cores) share the connections.
+	// Zero means one per core beyond two, at most 8 (engine.Config.Loops).
+	// A change restarts the dataplane.
+	Loops int `json:"loops,omitempty"`
 	// Health tunes replica failure detection.
 	Health Health `json:"health,omitzero"`
 	// Limits bounds the dataplane's memory.
@@ -179,6 +183,7 @@ func Default() *Config {
 func (c *Config) Dataplane() engine.Config {
 	ec := engine.Config{
 		Uplink: c.Uplink,
+		Loops:  c.Loops,
 		Health: engine.HealthConfig{
 			Interval:     time.Duration(c.Health.Interval),
 			FailAfter:    c.Health.FailAfter,

@@ -27,6 +27,7 @@ const full = `{
   "uplink": "port0",
   "vip_mac": "02:00:5e:10:00:01",
   "probe_source": "198.18.0.200",
+  "loops": 2,
   "replicas": [
     {"name": "a", "interface": "port1"},
     {"name": "b", "interface": "port2"},
@@ -123,6 +124,7 @@ func TestFullDocument(t *testing.T) {
 		ReadyGate:   true,
 		VIPMAC:      [6]byte{0x02, 0x00, 0x5e, 0x10, 0x00, 0x01},
 		ProbeSource: netip.MustParseAddr("198.18.0.200"),
+		Loops:       2,
 		Health: engine.HealthConfig{
 			Interval: 10 * time.Millisecond, FailAfter: 4, RiseAfter: 6,
 			StallTimeout: 250 * time.Millisecond, HoldDown: 5 * time.Second,

@@ -20,6 +20,7 @@ const (
 	minTimeWait, maxTimeWait           = time.Millisecond, time.Hour
 	minIdle, maxIdle                   = time.Second, 30 * 24 * time.Hour
 	maxConnections                     = 1 << 24
+	maxLoops                           = 64 // engine.MaxLoops
 	maxHoldBytes                       = 1 << 30
 	maxTotalHoldBytes            int64 = 64 << 30
 	maxReplicaName                     = 32
@@ -227,6 +228,7 @@ func (c *Config) validateTuning() error {
 		v     int64
 		max   int64
 	}{
+		{"loops", int64(c.Loops), maxLoops},
 		{"health.fail_after", int64(c.Health.FailAfter), maxRounds},
 		{"health.rise_after", int64(c.Health.RiseAfter), maxRounds},
 		{"limits.max_connections", int64(c.Limits.MaxConnections), maxConnections},
