@@ -55,7 +55,13 @@ type joinState struct {
 	// last acknowledged progress (for go-back-N retransmission).
 	replayNxt seq.Value
 	ackAt     time.Time
+	// staleResets counts the RSTs sent to an old incarnation of this
+	// connection on the joiner (see joinFromReplica).
+	staleResets uint8
 }
+
+// maxStaleResets bounds the resets of a stale connection per join.
+const maxStaleResets = 4
 
 // joinRTO is the replay's retransmission timeout.
 const joinRTO = 200 * time.Millisecond
@@ -316,6 +322,20 @@ func (c *Conn) joinFromReplica(now time.Time, i int, s *Segment, out Output) {
 		}
 		return
 	case !j.synAcked:
+		if s.Flags.Has(pkt.TCPFlagAck) && j.staleResets < maxStaleResets {
+			// An ACK before the SYN-ACK comes from an old incarnation
+			// of this very connection on the joiner: one that lost the
+			// box when its link went down, or was stopped, and never
+			// learned the connection moved on. Its stack answers the
+			// SYN with a challenge ACK (RFC 5961) and the join could
+			// never complete. A reset at exactly the sequence it
+			// acknowledges is one it accepts; then the SYN again.
+			j.staleResets++
+			out.ToReplica(c, i, Header{Seq: s.Ack, Flags: pkt.TCPFlagRst, WScale: -1}, nil)
+			h := c.synHeader()
+			h.TSVal = c.cTSVal
+			out.ToReplica(c, i, h, nil)
+		}
 		return
 	}
 	if m.hasTS && s.HasTS && seq.Value(s.TSVal).GreaterThanEq(seq.Value(m.tsRecent)) {

@@ -227,3 +227,48 @@ func TestRejoinLogDroppedMidJoin(t *testing.T) {
 		t.Fatalf("state %v redundancy %d", f.c.State(), f.c.Redundancy())
 	}
 }
+
+// TestRejoinResetsStaleConnection: the joiner still holds the old
+// incarnation of the connection (its link was down when the box took it
+// out) and answers the join's SYN with a challenge ACK. The box resets
+// that incarnation at the sequence it acknowledges and sends the SYN
+// again; the join then completes. The resets are bounded.
+func TestRejoinResetsStaleConnection(t *testing.T) {
+	f := newFix2(t, testParams())
+	f.clientData(0, "GET1")
+	f.repData(0, 0, "RESP1")
+	f.repData(1, 0, "RESP1")
+	f.clientAck(5)
+	f.o.drain()
+	f.c.RemoveReplica(f.now, 10, ReasonReplicaDown, false, f.o)
+	f.o.drain()
+	if !f.c.Join(f.now, 10, f.o) {
+		t.Fatal("Join refused")
+	}
+	f.o.drain()
+	// The old incarnation's challenge ACK: its own sequence, acknowledging
+	// the client's bytes it had.
+	challenge := f.rseg(0, 5, 4, "", pkt.TCPFlagAck, 0xFFFF)
+	f.fromRep(0, challenge)
+	got := f.o.takeRep(0)
+	if len(got) != 2 || got[0].H.Flags != pkt.TCPFlagRst || got[0].H.Seq != challenge.Ack ||
+		got[1].H.Flags != pkt.TCPFlagSyn || got[1].H.Seq != f.cli.isn {
+		t.Fatalf("after a challenge ACK: want RST at %#x then the SYN again, got %v", challenge.Ack, got)
+	}
+	// Bounded: an incarnation that keeps answering is not reset forever.
+	for k := 0; k < 10; k++ {
+		f.fromRep(0, f.rseg(0, 5, 4, "", pkt.TCPFlagAck, 0xFFFF))
+	}
+	if n := len(withFlag(f.o.takeRep(0), pkt.TCPFlagRst)); n != maxStaleResets-1 {
+		t.Fatalf("%d more resets after 10 challenge ACKs, want %d", n, maxStaleResets-1)
+	}
+	// The listener answers the SYN: the join goes on as usual.
+	f.reps[0] = rc(10, 0x8000_0000, 42)
+	f.rTS[0] = 42
+	f.fromRep(0, f.reps[0].synAck(f.cli.isn, f.cTS))
+	f.o.drain()
+	f.repData(0, 0, "RESP1")
+	if ev := eventsOf(f.o.takeEvents(), EventJoinCompleted); len(ev) != 1 {
+		t.Fatalf("join did not complete after the stale connection was reset")
+	}
+}
