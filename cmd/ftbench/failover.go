@@ -70,7 +70,7 @@ type stallResult struct {
 // measureFailover runs the control series (no fault) and every fault kind
 // on a fresh 2-replica box.
 func (b *bench) measureFailover(count int) ([]stallResult, error) {
-	t, err := b.newFTB(2, 0)
+	t, err := b.newFTB(2, 0, 0)
 	if err != nil {
 		return nil, err
 	}

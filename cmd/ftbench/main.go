@@ -52,7 +52,14 @@ func (b *bench) logf(format string, args ...any) { b.log.Printf(format, args...)
 
 // sections a run can be limited to.
 var allSections = []string{"bulk", "rr", "conn", "mem", "failover", "profile"}
-var allTopos = []string{"kernel", "haproxy", "ftbridge-1", "ftbridge-2", "ftbridge-3"}
+var allTopos = []string{"kernel", "haproxy", "ftbridge-1", "ftbridge-2", "ftbridge-3", "ftbridge-2x2"}
+
+// ftbTopos are the ftbridge topologies: replicas and dataplane loops (0:
+// the daemon's default, one loop on this machine kind).
+var ftbTopos = []struct {
+	name            string
+	replicas, loops int
+}{{"ftbridge-1", 1, 0}, {"ftbridge-2", 2, 0}, {"ftbridge-3", 3, 0}, {"ftbridge-2x2", 2, 2}}
 
 func run(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("ftbench", flag.ContinueOnError)
@@ -154,8 +161,8 @@ func run(args []string, stderr io.Writer) int {
 			rep.problems = append(rep.problems, "baseline: "+err.Error())
 		}
 	}
-	for n := 1; n <= 3; n++ {
-		name := fmt.Sprintf("ftbridge-%d", n)
+	for _, ft := range ftbTopos {
+		name := ft.name
 		if !slices.Contains(wantTopo, name) {
 			continue
 		}
@@ -163,7 +170,7 @@ func run(args []string, stderr io.Writer) int {
 			rep.problems = append(rep.problems, name+": skipped, over the time budget")
 			continue
 		}
-		if err := b.runFTB(rep, n, has); err != nil {
+		if err := b.runFTB(rep, ft.replicas, ft.loops, has); err != nil {
 			logger.Printf("%s: %v", name, err)
 			rep.problems = append(rep.problems, name+": "+err.Error())
 		}
@@ -223,15 +230,15 @@ func (b *bench) runBaseline(rep *report, want []string, has func(string) bool) e
 }
 
 // runFTB measures ftbridge with n replicas.
-func (b *bench) runFTB(rep *report, n int, has func(string) bool) error {
+func (b *bench) runFTB(rep *report, n, loops int, has func(string) bool) error {
 	hold := 0
 	if has("mem") {
 		hold = b.memConns[len(b.memConns)-1]
-		if n != 2 {
+		if n != 2 || loops != 0 {
 			hold = b.memConns[0]
 		}
 	}
-	t, err := b.newFTB(n, hold)
+	t, err := b.newFTB(n, loops, hold)
 	if err != nil {
 		return err
 	}
@@ -278,7 +285,7 @@ func (b *bench) measureAll(t *topo, r *topoResult, has func(string) bool, mem bo
 	if has("mem") && mem {
 		counts := b.memConns
 		switch t.name {
-		case "ftbridge-1", "ftbridge-3":
+		case "ftbridge-1", "ftbridge-3", "ftbridge-2x2":
 			counts = counts[:1]
 		case "haproxy":
 			// As many as its open-file limit allows, once.

@@ -478,7 +478,12 @@ offload) on. Client, box and servers share the machine's cores.
 - **ftbridge-N**: ftbridged in the box namespace with N replicas, all carrying the service address
   198.18.0.10, default settings except a connection table of 1M entries (the default 65536, with 30 s
   of TIME_WAIT per closed connection, would cap the connection-rate test near 2.2k new connections/s
-  sustained). Matched release (the default).
+  sustained). Matched release (the default). The default is one dataplane loop on a machine of two
+  cores.
+- **ftbridge-2x2**: ftbridge-2 with two dataplane loops ("loops": 2, flow affinity): connections split
+  between two loops by a symmetric hash, each on a thread of its own. On two cores the second loop
+  competes with the client, the servers and the kernel's packet work; this row shows what it costs or
+  gains here, not what it gives on a box with cores to spare.
 
 The server on every replica is the bench's own (cmd/ftbench serve): its output depends only on the stream
 offset, so replicas agree byte for byte. Replicas keep the kernel's default TCP settings here (the lab's

@@ -40,7 +40,8 @@ type topo struct {
 	// (written after a collection on SIGUSR2), 0 if it gave none.
 	heapLive uint64
 	servers  []*lab.Proc
-	// ftbridged only.
+	// ftbridged only. loops: the configuration's "loops" (0: default).
+	loops   int
 	cfgPath string
 	logOff  int64
 }
@@ -278,12 +279,15 @@ func ftbConfig(l *lab.Lab, iperf bool, extra string) string {
 
 // newFTB builds a lab with n replicas and ftbridged in its box namespace,
 // with hold servers for holdConns connections.
-func (b *bench) newFTB(n, holdConns int) (*topo, error) {
+func (b *bench) newFTB(n, loops, holdConns int) (*topo, error) {
 	l, err := lab.New(lab.Options{Replicas: n, NoVary: true})
 	if err != nil {
 		return nil, err
 	}
-	t := &topo{name: fmt.Sprintf("ftbridge-%d", n), lab: l, target: l.VIP.String(), iperf: n == 1}
+	t := &topo{name: fmt.Sprintf("ftbridge-%d", n), lab: l, target: l.VIP.String(), iperf: n == 1, loops: loops}
+	if loops > 0 {
+		t.name = fmt.Sprintf("ftbridge-%dx%d", n, loops)
+	}
 	fail := func(err error) (*topo, error) {
 		l.Close()
 		return nil, err
@@ -318,6 +322,9 @@ func (b *bench) startDaemon(t *topo, extra string, args ...string) error {
 		}
 	}
 	t.cfgPath = filepath.Join(t.lab.Dir(), fmt.Sprintf("ftbridged-%d.json", time.Now().UnixNano()))
+	if t.loops > 0 {
+		extra = fmt.Sprintf(`, "loops": %d`, t.loops) + extra
+	}
 	if err := os.WriteFile(t.cfgPath, []byte(ftbConfig(t.lab, t.iperf, extra)), 0o600); err != nil {
 		return err
 	}
