@@ -67,12 +67,16 @@ func TestPacedDownloadVerifiesAndMeasuresGaps(t *testing.T) {
 	if _, err := c.Write(encodeHdr(opPaced, n, 1000<<32|2000)); err != nil {
 		t.Fatal(err)
 	}
-	gap, err := readPaced(c, n)
+	before := time.Now()
+	gap, start, err := readPaced(c, n)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if gap < time.Millisecond {
 		t.Errorf("longest gap %v, want at least the 2 ms pause", gap)
+	}
+	if start.Before(before) || time.Since(start) < gap {
+		t.Errorf("longest gap began at %v, outside the read (began %v, %v long)", start, before, gap)
 	}
 }
 
@@ -85,7 +89,7 @@ func TestReadPacedRejectsWrongBytes(t *testing.T) {
 		b[4000] ^= 1
 		s.Write(b)
 	}()
-	if _, err := readPaced(c, 5000); err == nil || !strings.Contains(err.Error(), "wrong bytes") {
+	if _, _, err := readPaced(c, 5000); err == nil || !strings.Contains(err.Error(), "wrong bytes") {
 		t.Fatalf("readPaced = %v, want a wrong-bytes error", err)
 	}
 }
