@@ -84,3 +84,14 @@ test('diff lists changed, added and removed leaves', () => {
 test('flatten keeps empty containers', () => {
   assert.deepEqual(flatten({ a: [], b: {}, c: [1] }), [['a', []], ['b', {}], ['c[0]', 1]]);
 });
+
+test('loops: a whole number, or empty for the default', () => {
+  const form = toForm({ ...doc, loops: 3 });
+  assert.equal(form.loops, '3');
+  assert.equal(fromForm(form, { ...doc, loops: 3 }).doc.loops, 3);
+  form.loops = ' ';
+  assert.equal('loops' in fromForm(form, { ...doc, loops: 3 }).doc, false);
+  form.loops = 'four';
+  assert.deepEqual(fromForm(form, doc).errors, [{ field: 'loops', message: '"four" is not a whole number' }]);
+  assert.equal(fieldTarget('loops', formFields(form)), 'loops');
+});

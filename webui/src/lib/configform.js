@@ -20,6 +20,7 @@ export function toForm(doc) {
     uplink: d.uplink || '',
     vip_mac: d.vip_mac || '',
     probe_source: d.probe_source || '',
+    loops: d.loops != null ? String(d.loops) : '',
     replicas: (d.replicas || []).map((r) => ({ name: r.name || '', interface: r.interface || '' })),
     services: (d.services || []).map((s) => ({ address: s.address || '', ports: (s.ports || []).join(', '), release: s.release || '' })),
     health,
@@ -43,6 +44,10 @@ export function fromForm(form, base) {
     if (v) doc[k] = v;
     else delete doc[k];
   }
+  const loops = (form.loops || '').trim();
+  if (!loops) delete doc.loops;
+  else if (/^\d+$/.test(loops)) doc.loops = Number(loops);
+  else errors.push({ field: 'loops', message: `"${loops}" is not a whole number` });
   doc.replicas = form.replicas.map((r) => ({ name: r.name.trim(), interface: r.interface.trim() }));
   doc.services = form.services.map((s, i) => {
     const out = { address: s.address.trim(), ports: [] };
@@ -73,7 +78,7 @@ export function fromForm(form, base) {
 
 /** formFields lists the field paths the form has inputs for. */
 export function formFields(form) {
-  const out = ['uplink', 'vip_mac', 'probe_source'];
+  const out = ['uplink', 'vip_mac', 'probe_source', 'loops'];
   form.replicas.forEach((_, i) => out.push(`replicas[${i}].name`, `replicas[${i}].interface`));
   form.services.forEach((_, i) => out.push(`services[${i}].address`, `services[${i}].ports`, `services[${i}].release`));
   for (const f of HEALTH_FIELDS) out.push(`health.${f.key}`);

@@ -238,6 +238,13 @@ export function Config({ live }) {
         </div>
       </details>
 
+      <details><summary>Dataplane</summary>
+        <div class="grid">
+          <${Input} path="loops" label="Loops" value=${form.loops} errors=${errors} placeholder="one per core beyond two"
+            help="Cores the dataplane spreads connections over. A change restarts the dataplane." onInput=${setField('loops', (v) => (f) => { f.loops = v; })} />
+        </div>
+      </details>
+
       <div class="actions">
         <button type="button" class="btn" onClick=${() => load()} disabled=${busy}>Discard edits</button>
         <button type="submit" class="btn primary" disabled=${busy || !!pending} data-testid="review">Review changes</button>
