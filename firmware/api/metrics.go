@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -104,6 +105,7 @@ var (
 	descRestarts    = prometheus.NewDesc("ftbridge_dataplane_restarts_total", "In-process dataplane restarts for configuration changes.", nil, nil)
 	descCfgVersion  = prometheus.NewDesc("ftbridge_config_version", "The applied configuration version.", nil, nil)
 	descUp          = prometheus.NewDesc("ftbridge_dataplane_up", "1 if the dataplane loop answered the scrape.", nil, nil)
+	descLoopConns   = prometheus.NewDesc("ftbridge_loop_connections", "Connections on each dataplane loop (how evenly the flow hash spreads them).", []string{"loop"}, nil)
 )
 
 // dataplaneCollector reads the dataplane at scrape time.
@@ -112,7 +114,7 @@ type dataplaneCollector struct{ s *Server }
 func (c *dataplaneCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnsActive, descConnsOpened, descConnsClosed, descFailovers, descDivergences, descHeld,
 		descProbes, descEvDropped, descDrops, descRepUp, descRepAdmin, descRepConns, descRepPrimary, descRepRTT,
-		descPortRxF, descPortTxF, descPortRxB, descPortTxB, descRestarts, descCfgVersion, descUp} {
+		descPortRxF, descPortTxF, descPortRxB, descPortTxB, descRestarts, descCfgVersion, descUp, descLoopConns} {
 		ch <- d
 	}
 }
@@ -152,6 +154,9 @@ func (c *dataplaneCollector) Collect(ch chan<- prometheus.Metric) {
 			return 1
 		}
 		return 0
+	}
+	for i, n := range snap.Loops {
+		gauge(descLoopConns, float64(n), strconv.Itoa(i))
 	}
 	cur := c.s.o.Config.Current()
 	counter(descPortRxF, float64(snap.Uplink.RxFrames), cur.Config.Uplink, "")
