@@ -446,6 +446,9 @@ func (e *Engine) run(ctx context.Context) error {
 		if !e.now.Before(e.nextKernelStats) {
 			e.nextKernelStats = e.now.Add(kernelStatsEvery)
 			e.readKernelDrops()
+			if e.leader != nil {
+				e.reopenPorts()
+			}
 		}
 		e.syncFollowers()
 	}

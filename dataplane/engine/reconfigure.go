@@ -55,7 +55,15 @@ func (e *Engine) Reconfigure(ctx context.Context, cfg Config) error {
 	// The other loops make the same changes to their own sockets and
 	// connections; the replicas' state follows from loop 0 at its next
 	// turn.
-	return e.forEachFollower(ctx, func(l *Engine) error { return l.reconfigureFollower(cfg, ctrs) })
+	if err := e.forEachFollower(ctx, func(l *Engine) error { return l.reconfigureFollower(cfg, ctrs) }); err != nil {
+		return err
+	}
+	if len(e.followers) == 0 {
+		return nil
+	}
+	// What loop 0 posted while a follower had not yet added a replica
+	// was lost on it: post everything again.
+	return e.do(ctx, e.resync)
 }
 
 // reconfigureFollower is a follower's part of Reconfigure: ctrs are loop

@@ -25,6 +25,9 @@ type replica struct {
 	// other loops follow it); probedAt is when the last probes left.
 	portGen  uint32
 	probedAt time.Time
+	// wantPort (loops other than 0): loop 0 has the port open, so this
+	// loop should too.
+	wantPort bool
 	peer     pkt.MAC // the replica's MAC, learned from its frames
 	carrier  bool
 	admin    Admin

@@ -279,20 +279,15 @@ func (e *Engine) apply(st *stateSync) {
 			break // a replica this loop's Reconfigure has not added yet
 		}
 		r, s := e.replicas[i], &st.replicas[i]
-		if s.portGen != r.portGen || (r.port == nil) != !s.portOpen {
+		if s.portGen != r.portGen || (r.port != nil && !s.portOpen) {
 			// The leader closed or reopened the port: follow it.
 			if r.port != nil {
 				r.port.p.Close()
 				r.port = nil
 			}
-			if s.portOpen {
-				if p, err := e.openPort(r.ifname); err == nil {
-					p.ctr = r.counters()
-					r.port = p
-				}
-			}
 			r.portGen = s.portGen
 		}
+		r.wantPort = s.portOpen && !s.removed
 		r.up, r.downSoft, r.carrier, r.ready, r.removed = s.up, s.downSoft, s.carrier, s.ready, s.removed
 		r.admin, r.holdUntil = s.admin, s.holdUntil
 		if !s.peer.IsZero() {
@@ -301,6 +296,7 @@ func (e *Engine) apply(st *stateSync) {
 		copy(r.svcUp, s.svcUp)
 		copy(r.svcRefused, s.svcRefused)
 	}
+	e.reopenPorts()
 	for _, op := range st.ops {
 		if op.id >= len(e.replicas) {
 			continue
@@ -319,6 +315,25 @@ func (e *Engine) apply(st *stateSync) {
 		}
 	}
 }
+
+// reopenPorts opens the follower's socket on every port loop 0 has open
+// and it has not: after loop 0 reopened it, or after this loop's own
+// socket failed or could not be opened (retried every kernelStatsEvery).
+func (e *Engine) reopenPorts() {
+	for _, r := range e.replicas {
+		if !r.wantPort || r.port != nil {
+			continue
+		}
+		if p, err := e.openPort(r.ifname); err == nil {
+			p.ctr = r.counters()
+			r.port = p
+		}
+	}
+}
+
+// resync makes loop 0 post the whole state at the end of its next turn
+// (after the followers changed under it, as Reconfigure does).
+func (e *Engine) resync() { e.lastSync = nil }
 
 // forEachFollower runs f on every follower's loop in turn (the caller is not a
 // loop), stopping at the first error.
