@@ -1,7 +1,6 @@
 package failover
 
 import (
-	"hash/maphash"
 	"net/netip"
 	"time"
 
@@ -131,12 +130,10 @@ type Conn struct {
 	finDeadline time.Time
 	twDeadline  time.Time
 
-	// Input log (client space) for rejoins, and a running hash of the
-	// output trimmed from out, so a joining replica's replayed output can
-	// be checked against what the client got.
+	// Input log (client space) for rejoins (the output's running hash,
+	// outHash, is further down, beside outHashEnd).
 	in        stream
 	inPending *pendingInputs
-	outHash   *maphash.Hash
 
 	// Stats for the management plane.
 	BytesIn, BytesOut uint64
@@ -174,6 +171,10 @@ type Conn struct {
 	edgeSent seq.Value // client space: last right edge sent to the client
 
 	outHashEnd seq.Value // the hash covers view bytes before this
+	// outHash is a running CRC-32 of the output trimmed from out, so a
+	// joining replica's replayed output can be checked against what the
+	// client got (see hashTrimmed).
+	outHash uint32
 
 	failoverMem int32 // the member a failover under way moved to
 	// Failovers counts the primary's changes (management plane stats).
@@ -451,8 +452,7 @@ func (c *Conn) completeHandshake(now time.Time, out Output) {
 	}
 	c.rel = c.vISN.Add(1)
 	c.out.reset(c.rel)
-	// The output hash starts here; its state is allocated when output is
-	// first trimmed (outputHash).
+	// The output hash starts here.
 	c.outHashEnd = c.rel
 	c.cAck = c.vISN
 	c.cEdge = c.rel.Add(uint32(c.cSynWin))
