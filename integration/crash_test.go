@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -156,5 +157,73 @@ func TestDaemonKill9(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(data, "events", "events.log")); err != nil {
 		t.Errorf("event log after the restart: %v", err)
+	}
+}
+
+// TestRestartClientPortReused: the daemon dies under open connections and
+// comes back; the replicas still hold those connections. A client that
+// then reuses the same source port (its old socket gone) must get a
+// connection with both replicas at once: each replica answers the SYN
+// from its old incarnation (a challenge ACK), which the box resets before
+// sending the SYN again, as a client's own stack would.
+func TestRestartClientPortReused(t *testing.T) {
+	b := newBridgeLab(t, labOptions{replicas: 2})
+	b.waitHealthy(7000, "a", "b")
+	const port = 41234
+	local := &net.TCPAddr{IP: b.ClientIP.AsSlice(), Port: port}
+	dialFrom := func() (net.Conn, error) {
+		var c net.Conn
+		err := b.InNS(b.ClientNS, func() error {
+			d := net.Dialer{LocalAddr: local, Timeout: 2 * time.Second}
+			var err error
+			c, err = d.Dial("tcp", b.VIP.String()+":7000")
+			return err
+		})
+		return c, err
+	}
+	c, err := dialFrom()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last, _, err := labsvc.Incr(c, 3); err != nil || last != 3 {
+		t.Fatalf("incr before the restart: %d %v", last, err)
+	}
+	// Let the last reply be acknowledged everywhere: a replica with
+	// nothing to retransmit keeps the connection idle and silent (one
+	// retransmitting would meet the new box's reset for an unknown
+	// connection instead).
+	time.Sleep(300 * time.Millisecond)
+	if err := b.daemon.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	b.daemon.Wait()
+	// The client drops its socket without a word to anyone (a reset the
+	// dead box never passes on): the replicas keep the old connection.
+	c.(*net.TCPConn).SetLinger(0)
+	c.Close()
+	b.startManagedDaemon(filepath.Join(b.Dir(), "data"))
+	b.waitHealthy(7000, "a", "b")
+	// The premise: the replicas still hold the old connection.
+	for i := 0; i < 2; i++ {
+		out, err := b.Run(b.ReplicaNS[i], "ss", "-Htn", "state", "established")
+		if err != nil || !strings.Contains(out, fmt.Sprintf("%s:%d", b.ClientIP, port)) {
+			t.Fatalf("replica %d no longer holds the old connection (%v): %q", i, err, out)
+		}
+	}
+
+	start := time.Now()
+	c2, err := dialFrom()
+	if err != nil {
+		t.Fatalf("dial from the reused port %d: %v\n%s", port, err, tail(b.daemon.Log(), 20))
+	}
+	defer c2.Close()
+	c2.SetDeadline(time.Now().Add(10 * time.Second))
+	if last, _, err := labsvc.Incr(c2, 2); err != nil || last != 2 {
+		t.Fatalf("incr on the new connection: %d %v", last, err)
+	}
+	t.Logf("new connection on the reused port served after %v", time.Since(start).Round(time.Millisecond))
+	b.checkMembers(c2, "a", "b")
+	if err := labsvc.Quit(c2); err != nil {
+		t.Fatal(err)
 	}
 }

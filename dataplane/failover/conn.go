@@ -87,6 +87,9 @@ type member struct {
 	// zeroWin: the last window it was shown was closed by the hold limit.
 	zeroWin bool
 	noJoin  bool // a join failed for good (its output differs)
+	// staleResets counts the resets sent to an old incarnation of this
+	// connection on the replica during the handshake (staleAck).
+	staleResets uint8
 
 	tsRecent uint32 // its latest TSval (its clock)
 	tsEcr    uint32 // its latest TSecr (the client's clock)

@@ -220,3 +220,41 @@ func TestHandshakeClientRSTResetsSynAckedReplicas(t *testing.T) {
 		t.Errorf("member 0 answered the SYN but got %v on client RST, want one RST seq %#x", rs, cli.isn+1)
 	}
 }
+
+// TestHandshakeResetsStaleIncarnation: a replica still holds an old
+// connection on the same four-tuple (the box restarted under it) and
+// answers the SYN with a challenge ACK. The box resets the old incarnation
+// at the sequence the ACK acknowledges and sends the SYN again; the
+// replica's SYN-ACK then makes it a member as usual. The resets are
+// bounded, and an ACK that acknowledges the SYN itself is no stale one.
+func TestHandshakeResetsStaleIncarnation(t *testing.T) {
+	cli := defaultCli()
+	f := newConnOnly(t, testParams(), cli, rc(10, 0x1000, 100), rc(11, 0x2000, 200))
+	f.o.drain()
+	stale := &Segment{Seq: 0x7777, Ack: 0x5555_0001, Flags: pkt.TCPFlagAck, Window: 512}
+	f.fromRep(1, stale)
+	got := f.o.takeRep(1)
+	if len(got) != 2 || got[0].H.Flags != pkt.TCPFlagRst || got[0].H.Seq != stale.Ack ||
+		got[1].H.Flags != pkt.TCPFlagSyn || got[1].H.Seq != cli.isn {
+		t.Fatalf("after a challenge ACK: want RST at %#x then the SYN again, got %v", stale.Ack, got)
+	}
+	if len(f.o.takeRep(0)) != 0 {
+		t.Fatal("the other replica got something")
+	}
+	f.fromRep(1, &Segment{Seq: 0x7777, Ack: cli.isn + 1, Flags: pkt.TCPFlagAck, Window: 512})
+	if got := f.o.takeRep(1); len(got) != 0 {
+		t.Fatalf("an ACK of the SYN itself was answered: %v", got)
+	}
+	for k := 0; k < 10; k++ {
+		f.fromRep(1, stale)
+	}
+	if n := len(withFlag(f.o.takeRep(1), pkt.TCPFlagRst)); n != maxStaleResets-1 {
+		t.Fatalf("%d more resets after 10 challenge ACKs, want %d", n, maxStaleResets-1)
+	}
+	for i, r := range f.reps {
+		f.c.FromReplica(f.now, i, r.synAck(cli.isn, cli.ts), f.o)
+	}
+	if f.c.State() != StateEstablished || f.c.Members() != 2 {
+		t.Fatalf("state %v with %d members after both SYN-ACKs", f.c.State(), f.c.Members())
+	}
+}

@@ -38,6 +38,10 @@ func (c *Conn) FromReplica(now time.Time, i int, s *Segment, out Output) {
 		c.replicaReset(now, i, s, out)
 		return
 	}
+	if m.state == memberSynSent && s.Flags.Has(pkt.TCPFlagAck) {
+		c.staleAck(i, s, out)
+		return
+	}
 	if m.state != memberLive {
 		return
 	}
@@ -549,4 +553,23 @@ func aheadSACK(m *member, dst []pkt.SACKBlock) int {
 		}
 	}
 	return n
+}
+
+// staleAck handles an ACK from member i before its SYN-ACK. The replica
+// answered the SYN from an old incarnation of the same four-tuple, one the
+// box no longer knows (the box restarted, or the client reused a port
+// while the replica still closed the old connection): its stack sends a
+// challenge ACK (RFC 5961) instead of a SYN-ACK, and the connection would
+// start without that replica. As a client's own stack does in SYN-SENT
+// (RFC 793: an unacceptable ACK gets <SEQ=SEG.ACK><CTL=RST>), the box
+// resets the old incarnation, then sends the SYN again at once rather than
+// on the client's next retransmission. Bounded per member.
+func (c *Conn) staleAck(i int, s *Segment, out Output) {
+	m := &c.members[i]
+	if seq.Value(s.Ack) == c.cISN.Add(1) || m.staleResets >= maxStaleResets {
+		return
+	}
+	m.staleResets++
+	out.ToReplica(c, i, Header{Seq: s.Ack, Flags: pkt.TCPFlagRst, WScale: -1}, nil)
+	out.ToReplica(c, i, c.synHeader(), nil)
 }
