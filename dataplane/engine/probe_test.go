@@ -154,3 +154,34 @@ func TestRejoinSweepBoundedAndIdleWhenClean(t *testing.T) {
 		t.Fatal("a sweep that found nothing to do left the table marked")
 	}
 }
+
+// TestStallReportsHoldDownOnce: several connections (on one loop or on
+// several) report the same replica stalled; it is failed once, held out
+// for one hold_down, not for one doubling per report.
+func TestStallReportsHoldDownOnce(t *testing.T) {
+	bb := newBenchBox(t, 2)
+	e := bb.e
+	r := e.replicas[0]
+	if !r.up {
+		t.Fatal("replica not up at start")
+	}
+	e.overloadedAt = time.Time{}
+	for range 5 {
+		e.pendingFail = append(e.pendingFail, pendingFailure{id: r.id, reason: failover.ReasonStalled, detail: "stalled"})
+	}
+	e.runPendingFailures()
+	if r.up {
+		t.Fatal("a replica reported stalled is still up")
+	}
+	if got := r.holdUntil.Sub(e.now); got != e.cfg.Health.HoldDown {
+		t.Fatalf("held out for %v after one episode reported 5 times, want hold_down %v", got, e.cfg.Health.HoldDown)
+	}
+	// A later episode, after it came back, doubles it.
+	r.up = true
+	e.now = r.holdUntil.Add(time.Second)
+	e.pendingFail = append(e.pendingFail, pendingFailure{id: r.id, reason: failover.ReasonStalled, detail: "stalled"})
+	e.runPendingFailures()
+	if got := r.holdUntil.Sub(e.now); got != 2*e.cfg.Health.HoldDown {
+		t.Fatalf("second episode held out for %v, want %v", got, 2*e.cfg.Health.HoldDown)
+	}
+}

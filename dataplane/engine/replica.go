@@ -308,6 +308,12 @@ func (e *Engine) runPendingFailures() {
 			continue
 		}
 		r := e.replicas[pf.id]
+		if pf.reason == failover.ReasonStalled && !r.up {
+			// Already failed: a stall that more connections (or other
+			// loops) reported for the same episode. Counting it again
+			// would double the hold-down once per connection.
+			continue
+		}
 		if pf.reason == failover.ReasonStalled && e.now.Sub(e.lastOverload()) < e.cfg.Health.StallTimeout {
 			// The box itself fell behind (a flood, a starved machine)
 			// within the stall window: the replica's silence may be
