@@ -147,7 +147,10 @@ func run(args []string, stderr io.Writer) int {
 	}
 
 	start := time.Now()
-	rep := &report{started: start, quick: b.quick, dur: b.dur, rrDur: b.rrDur, sections: sections, loadStart: loadAvg()}
+	// The revision is read before the run writes its own outputs (which
+	// would otherwise always count as uncommitted changes).
+	rep := &report{started: start, quick: b.quick, dur: b.dur, rrDur: b.rrDur, sections: sections, loadStart: loadAvg(),
+		rev: gitRev(b.root)}
 	for _, name := range wantTopo {
 		if !slices.Contains(allTopos, name) {
 			logger.Printf("unknown topology %q", name)

@@ -16,6 +16,7 @@ import (
 // report collects a run's results and writes docs/benchmarks.md, the
 // plots and a JSON copy of the numbers.
 type report struct {
+	rev        string // the tree's revision when the run started (gitRev)
 	started    time.Time
 	elapsed    time.Duration
 	quick      bool
@@ -195,7 +196,7 @@ func (r *report) write(b *bench) error {
 		w(" (`-quick`)")
 	}
 	w(".\n- Machine: %s.\n", machine())
-	w("- Commit: %s. HAProxy: %s. iperf3: %s.\n", gitRev(b.root), toolVersion("haproxy", "-v"), toolVersion("iperf3", "--version"))
+	w("- Commit: %s. HAProxy: %s. iperf3: %s.\n", r.rev, toolVersion("haproxy", "-v"), toolVersion("iperf3", "--version"))
 	w("- Load average (1/5/15 min) at the start %s, at the end %s: anything above what the bench itself\n", r.loadStart, r.loadEnd)
 	w("  runs (about 2) means other jobs shared the two cores and the numbers are noisier.\n")
 	w("- Bulk runs last %v each, request/response and connection-rate runs %v. Noise between runs on this\n", r.dur, r.rrDur)
