@@ -26,6 +26,7 @@ import (
 	"github.com/ftbridge/ftbridge/dataplane/engine"
 	"github.com/ftbridge/ftbridge/integration/impair"
 	"github.com/ftbridge/ftbridge/integration/lab"
+	"github.com/ftbridge/ftbridge/integration/labsvc"
 	"golang.org/x/sys/unix"
 )
 
@@ -816,4 +817,56 @@ func iptablesCmd() string {
 		}
 	}
 	return ""
+}
+
+// dialN opens n connections to port, each with deadline d from now.
+func (b *bridgeLab) dialN(n, port int, d time.Duration) []net.Conn {
+	b.t.Helper()
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		conns[i] = b.dial(port)
+		conns[i].SetDeadline(time.Now().Add(d))
+	}
+	return conns
+}
+
+// pacedDownloads runs a paced download of size bytes (16 KiB every
+// 20 ms, seed seed0+i) on every connection at once, checks each byte for
+// byte, and returns each one's result and error.
+func pacedDownloads(conns []net.Conn, size int64, seed0 uint64) ([]labsvc.Result, []error) {
+	var wg sync.WaitGroup
+	res := make([]labsvc.Result, len(conns))
+	errs := make([]error, len(conns))
+	for i, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			seed := seed0 + uint64(i)
+			r, err := labsvc.Download(c, size, seed, &labsvc.Pace{Chunk: 16 << 10, Delay: 20 * time.Millisecond})
+			if err == nil && r.SHA256 != labsvc.StreamHash(size, seed) {
+				err = errors.New("hash mismatch")
+			}
+			res[i], errs[i] = r, err
+		}()
+	}
+	wg.Wait()
+	return res, errs
+}
+
+// checkAll fails the test if any connection's error is not nil, naming
+// up to five.
+func checkAll(t *testing.T, conns []net.Conn, errs []error) {
+	t.Helper()
+	failed := 0
+	for i, err := range errs {
+		if err != nil {
+			failed++
+			if failed <= 5 {
+				t.Errorf("connection %d (%s): %v", i, conns[i].LocalAddr(), err)
+			}
+		}
+	}
+	if failed > 0 {
+		t.Fatalf("%d of %d connections failed", failed, len(conns))
+	}
 }

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -297,53 +296,24 @@ func TestManyConnectionsFailover(t *testing.T) {
 	b.waitHealthy(7000, "a", "b")
 	guard := b.guardResets()
 	const n, size = 50, 512 << 10
-	conns := make([]net.Conn, n)
-	for i := range conns {
-		conns[i] = b.dial(7000)
-		conns[i].SetDeadline(time.Now().Add(30 * time.Second))
-	}
+	conns := b.dialN(n, 7000, 30*time.Second)
 	if s := b.snapshot(); s.Connections != n {
 		t.Fatalf("%d connections in the box, want %d", s.Connections, n)
 	}
 	injected := b.after(250*time.Millisecond, func() error { return b.server(0).Signal(syscall.SIGKILL) })
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	gaps := make([]time.Duration, n)
-	durations := make([]time.Duration, n)
-	for i, c := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			seed := uint64(1000 + i)
-			res, err := labsvc.Download(c, size, seed, &labsvc.Pace{Chunk: 16 << 10, Delay: 20 * time.Millisecond})
-			if err == nil && res.SHA256 != labsvc.StreamHash(size, seed) {
-				err = errors.New("hash mismatch")
-			}
-			if err == nil {
-				err = labsvc.Quit(c)
-			}
-			c.Close()
-			errs[i], gaps[i], durations[i] = err, res.MaxGap, res.Duration
-		}()
-	}
-	wg.Wait()
+	res, errs := pacedDownloads(conns, size, 1000)
 	if err := <-injected; err != nil {
 		t.Fatal(err)
 	}
-	failed := 0
+	checkAll(t, conns, errs)
 	var worst, shortest time.Duration = 0, time.Hour
-	for i, err := range errs {
-		if err != nil {
-			failed++
-			if failed <= 5 {
-				t.Errorf("connection %d (%s): %v", i, conns[i].LocalAddr(), err)
-			}
+	for i, c := range conns {
+		if err := labsvc.Quit(c); err != nil {
+			t.Errorf("quit %s: %v", c.LocalAddr(), err)
 		}
-		worst = max(worst, gaps[i])
-		shortest = min(shortest, durations[i])
-	}
-	if failed > 0 {
-		t.Fatalf("%d of %d connections failed", failed, n)
+		c.Close()
+		worst = max(worst, res[i].MaxGap)
+		shortest = min(shortest, res[i].Duration)
 	}
 	if shortest < 300*time.Millisecond {
 		t.Errorf("a download took only %v: over before the kill at 250ms", shortest)

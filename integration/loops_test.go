@@ -1,10 +1,8 @@
 package integration_test
 
 import (
-	"errors"
 	"fmt"
 	"net"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,17 +31,11 @@ func TestLoopsFailover(t *testing.T) {
 			b.waitHealthy(7000, "a", "b")
 			guard := b.guardResets()
 			const n, size = 30, 512 << 10
-			conns := make([]net.Conn, n)
-			for i := range conns {
-				conns[i] = b.dial(7000)
-				conns[i].SetDeadline(time.Now().Add(60 * time.Second))
-			}
+			conns := b.dialN(n, 7000, 60*time.Second)
 			// Idle connections that outlive the fault, to be rejoined.
-			idle := make([]net.Conn, 12)
-			for i := range idle {
-				idle[i] = b.dial(7000)
-				idle[i].SetDeadline(time.Now().Add(60 * time.Second))
-				if _, _, err := labsvc.Incr(idle[i], 1); err != nil {
+			idle := b.dialN(12, 7000, 60*time.Second)
+			for _, c := range idle {
+				if _, _, err := labsvc.Incr(c, 1); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -60,36 +52,11 @@ func TestLoopsFailover(t *testing.T) {
 			}
 			t.Logf("connections per loop: %v", s.Loops)
 			injected := b.after(250*time.Millisecond, func() error { return f.inject(b, 0) })
-			var wg sync.WaitGroup
-			errs := make([]error, n)
-			for i, c := range conns {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					seed := uint64(500 + i)
-					res, err := labsvc.Download(c, size, seed, &labsvc.Pace{Chunk: 16 << 10, Delay: 20 * time.Millisecond})
-					if err == nil && res.SHA256 != labsvc.StreamHash(size, seed) {
-						err = errors.New("hash mismatch")
-					}
-					errs[i] = err
-				}()
-			}
-			wg.Wait()
+			_, errs := pacedDownloads(conns, size, 500)
 			if err := <-injected; err != nil {
 				t.Fatal(err)
 			}
-			failed := 0
-			for i, err := range errs {
-				if err != nil {
-					failed++
-					if failed <= 5 {
-						t.Errorf("connection %d (%s): %v", i, conns[i].LocalAddr(), err)
-					}
-				}
-			}
-			if failed > 0 {
-				t.Fatalf("%d of %d connections failed", failed, n)
-			}
+			checkAll(t, conns, errs)
 			b.waitLog(5*time.Second, "failover", "from=a")
 			for _, c := range idle {
 				if last, _, err := labsvc.Incr(c, 1); err != nil || last != 2 {

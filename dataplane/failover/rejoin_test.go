@@ -6,10 +6,10 @@ import (
 	"github.com/ftbridge/ftbridge/dataplane/pkt"
 )
 
-// rejoinFix builds a two-member connection with one request/response
-// done, fails the primary (member 0, replica 10) and starts its rejoin
-// with a new incarnation (new ISN and clock).
-func rejoinFix(t *testing.T, p *Params) *fix {
+// startJoin builds a two-member connection with one request/response
+// done, fails the primary (member 0, replica 10) and starts its rejoin;
+// what the join sent is left in the recorder.
+func startJoin(t *testing.T, p *Params) *fix {
 	f := newFix2(t, p)
 	f.clientData(0, "GET1")
 	f.repData(0, 0, "RESP1")
@@ -24,6 +24,14 @@ func rejoinFix(t *testing.T, p *Params) *fix {
 	if !f.c.Join(f.now, 10, f.o) {
 		t.Fatal("Join refused on a re-joinable connection")
 	}
+	return f
+}
+
+// rejoinFix builds a two-member connection with one request/response
+// done, fails the primary (member 0, replica 10) and starts its rejoin
+// with a new incarnation (new ISN and clock).
+func rejoinFix(t *testing.T, p *Params) *fix {
+	f := startJoin(t, p)
 	syn := f.o.takeRep(0)
 	if len(syn) != 1 || syn[0].H.Flags != pkt.TCPFlagSyn || syn[0].H.Seq != f.cli.isn ||
 		syn[0].H.MSS != f.cli.mss || syn[0].H.WScale != int8(f.cli.ws) || !syn[0].H.SACKPermitted || !syn[0].H.HasTS {
@@ -234,17 +242,7 @@ func TestRejoinLogDroppedMidJoin(t *testing.T) {
 // that incarnation at the sequence it acknowledges and sends the SYN
 // again; the join then completes. The resets are bounded.
 func TestRejoinResetsStaleConnection(t *testing.T) {
-	f := newFix2(t, testParams())
-	f.clientData(0, "GET1")
-	f.repData(0, 0, "RESP1")
-	f.repData(1, 0, "RESP1")
-	f.clientAck(5)
-	f.o.drain()
-	f.c.RemoveReplica(f.now, 10, ReasonReplicaDown, false, f.o)
-	f.o.drain()
-	if !f.c.Join(f.now, 10, f.o) {
-		t.Fatal("Join refused")
-	}
+	f := startJoin(t, testParams())
 	f.o.drain()
 	// The old incarnation's challenge ACK: its own sequence, acknowledging
 	// the client's bytes it had.
