@@ -52,6 +52,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.Settle, "settle", 150*time.Second, "how long the daemon's memory may take to come back after the traffic")
 	rejoin := fs.String("rejoin", "", "the service's rejoin setting (auto, manual, new-only; default: the daemon's)")
 	release := fs.String("release", "", "the service's release policy (matched, immediate; default: the daemon's)")
+	fs.IntVar(&cfg.Loops, "loops", 0, "the daemon's dataplane loops (default: the daemon's, one per core beyond two)")
 	fs.BoolVar(&cfg.NoImpair, "no-impair", false, "plain links: no impairment points, no loss/duplication/reordering/delay faults")
 	quiet := fs.Bool("q", false, "no progress lines")
 	if err := fs.Parse(args); err != nil {

@@ -99,6 +99,9 @@ type Config struct {
 	// pairs: no userspace forwarder on any link) and skips every
 	// impairment, alone or overlapping a crash.
 	NoImpair bool `json:"no_impair,omitempty"`
+	// Loops sets the daemon's dataplane loops (0: its default) when
+	// Daemon is nil.
+	Loops int `json:"loops,omitempty"`
 	// Progress receives one line per fault and a summary now and then.
 	Progress io.Writer `json:"-"`
 	// LogCopy, when set, receives the daemon's whole log at the end.
@@ -125,6 +128,9 @@ func (c Config) Command() string {
 	}
 	if c.NoImpair {
 		s += " -no-impair"
+	}
+	if c.Loops > 0 {
+		s += fmt.Sprintf(" -loops %d", c.Loops)
 	}
 	for _, k := range sortedKeys(c.Service) {
 		s += fmt.Sprintf(" -%s %v", k, c.Service[k])
@@ -202,7 +208,10 @@ func (c *Config) defaults() error {
 		}
 	}
 	if c.Daemon == nil {
-		c.Daemon = DefaultDaemonConfig
+		c.Daemon = maps.Clone(DefaultDaemonConfig)
+		if c.Loops > 0 {
+			c.Daemon["loops"] = c.Loops
+		}
 	}
 	if c.MemorySlack <= 0 {
 		c.MemorySlack = 24 << 20
