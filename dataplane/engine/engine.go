@@ -19,7 +19,9 @@ const (
 	txBufSize = link.VNetHdrLen + pkt.EthernetLen + 60 + 60 + 65535
 	// smallTxBufSize fits any frame without payload.
 	smallTxBufSize = 256
-	// maxTxFree bounds the transmit buffer pool.
+	// maxTxFree bounds the transmit buffer pools of all loops together
+	// (each loop keeps its share: the box's memory does not grow with
+	// Config.Loops).
 	maxTxFree = 256
 	// maxNeighbors bounds the uplink neighbour table.
 	maxNeighbors = 4096
@@ -124,11 +126,13 @@ type Engine struct {
 	rxBufs  [][]byte
 	rxSizes []int
 	txFree  [][]byte
-	txSmall [][]byte
-	frame   pkt.Frame
-	seg     failover.Segment
-	ipID    uint16
-	now     time.Time
+	// txFreeMax is this loop's share of maxTxFree.
+	txFreeMax int
+	txSmall   [][]byte
+	frame     pkt.Frame
+	seg       failover.Segment
+	ipID      uint16
+	now       time.Time
 
 	// pendingFail holds replicas to fail once the current connection call
 	// returns: failing reaches into every connection, and must not run
@@ -214,6 +218,7 @@ func newLoop(cfg Config, index, loops int, leader *Engine) (*Engine, error) {
 		epoch:     time.Now(),
 	}
 	e.shard, e.loops, e.leader = index, loops, leader
+	e.txFreeMax = max(maxTxFree/loops, 16)
 	if leader == nil {
 		e.counters, e.upCtr, e.events = new(Counters), new(PortCounters), new(eventHub)
 		e.shared = newShardShared()

@@ -42,7 +42,7 @@ func (e *Engine) releaseBuf(b []byte) {
 	if cap(b) < txBufSize {
 		pool = &e.txSmall
 	}
-	if len(*pool) < maxTxFree {
+	if len(*pool) < e.txFreeMax {
 		*pool = append(*pool, b[:cap(b)])
 	}
 }
