@@ -601,6 +601,33 @@ func (h *timerHeap) push(it timerItem) {
 	}
 }
 
+// init restores the heap order of an arbitrary slice (Floyd).
+func (h *timerHeap) init() {
+	s := *h
+	for i := len(s)/2 - 1; i >= 0; i-- {
+		s.down(i)
+	}
+}
+
+// down moves the item at i down to its place.
+func (h timerHeap) down(i int) {
+	n := len(h)
+	for {
+		l, m := 2*i+1, i
+		if l < n && h[l].at < h[m].at {
+			m = l
+		}
+		if r := l + 1; r < n && h[r].at < h[m].at {
+			m = r
+		}
+		if m == i {
+			return
+		}
+		h[m], h[i] = h[i], h[m]
+		i = m
+	}
+}
+
 func (h *timerHeap) pop() timerItem {
 	s := *h
 	top := s[0]
@@ -608,20 +635,7 @@ func (h *timerHeap) pop() timerItem {
 	s[0] = s[n]
 	s[n] = timerItem{}
 	s = s[:n]
-	for i := 0; ; {
-		l, m := 2*i+1, i
-		if l < n && s[l].at < s[m].at {
-			m = l
-		}
-		if r := l + 1; r < n && s[r].at < s[m].at {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		s[m], s[i] = s[i], s[m]
-		i = m
-	}
+	s.down(0)
 	*h = s
 	return top
 }
@@ -641,6 +655,10 @@ func (e *Engine) schedule(ce *connEntry) {
 			e.counters.ConnsClosed.Add(1)
 		}
 		ce.sched = 0
+		// Stale heap entries may still point at the entry until their
+		// deadlines (or a compaction): they must not keep the
+		// connection's memory.
+		ce.conn = nil
 		return
 	}
 	t := c.NextDeadline()
@@ -653,6 +671,32 @@ func (e *Engine) schedule(ce *connEntry) {
 	}
 	ce.sched = d
 	e.timers.push(timerItem{at: d, e: ce})
+	if len(e.timers) > 2*len(e.conns)+maxStaleTimers {
+		e.compactTimers()
+	}
+}
+
+// maxStaleTimers is the slack of stale entries the timer heap may carry
+// beyond two per connection before it is compacted. An entry goes stale
+// whenever a connection's deadline moves earlier (the idle timeout, hours
+// away, is overtaken by a retransmission or TIME_WAIT timer); left alone,
+// every connection the box ever carried would stay in the heap until its
+// idle deadline.
+const maxStaleTimers = 1024
+
+// compactTimers drops the stale entries and rebuilds the heap, in time
+// linear in its size; the bound above makes it amortised constant per
+// push.
+func (e *Engine) compactTimers() {
+	live := e.timers[:0]
+	for _, it := range e.timers {
+		if it.e.sched == it.at {
+			live = append(live, it)
+		}
+	}
+	clear(e.timers[len(live):])
+	e.timers = live
+	e.timers.init()
 }
 
 // runTimers ticks every connection whose deadline passed. Heap entries

@@ -2,8 +2,11 @@ package engine
 
 import (
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"testing"
+
+	"github.com/ftbridge/ftbridge/dataplane/pkt"
 )
 
 // TestTimerHeapOrder pushes and pops random deadlines, interleaved, and
@@ -31,5 +34,36 @@ func TestTimerHeapOrder(t *testing.T) {
 	}
 	if allocs := testing.AllocsPerRun(1000, func() { h.push(timerItem{at: 5}); h.pop() }); allocs != 0 {
 		t.Errorf("push+pop: %v allocations, want 0", allocs)
+	}
+}
+
+// TestTimerHeapBoundedUnderChurn: connections that open, move data and
+// close leave their earlier deadlines in the heap (stale entries are
+// skipped when they come due, which for the idle timeout is hours away).
+// The heap must not grow with the connections a box has ever carried, nor
+// keep closed connections reachable.
+func TestTimerHeapBoundedUnderChurn(t *testing.T) {
+	bb := newBenchBox(t, 2)
+	e := bb.e
+	svc := netip.AddrPortFrom(benchVIP, benchPort)
+	const n = 6000
+	for i := 0; i < n; i++ {
+		f := bb.open(t, clientAddr(i))
+		f.prepare(true, 1000)
+		f.download(1000)
+		rst := makeSeg(bb.cliMAC, e.vipMAC, f.client, svc, pkt.TCPFlagRst, benchCliISN+1, 0, 0)
+		e.handleFrame(e.uplink, rst.b)
+		bb.discard()
+	}
+	if len(e.conns) != 0 {
+		t.Fatalf("%d connections left after every client reset", len(e.conns))
+	}
+	if len(e.timers) > 2*maxStaleTimers {
+		t.Fatalf("timer heap holds %d entries after %d connections came and went (none open)", len(e.timers), n)
+	}
+	for _, it := range e.timers {
+		if it.e.conn != nil {
+			t.Fatal("a stale timer keeps a closed connection reachable")
+		}
 	}
 }
