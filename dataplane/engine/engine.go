@@ -448,19 +448,31 @@ func (e *Engine) run(ctx context.Context) error {
 		e.runPendingFailures()
 		e.rejoinSweep()
 		e.flushAll()
-		if !e.now.Before(e.nextKernelStats) {
-			e.nextKernelStats = e.now.Add(kernelStatsEvery)
-			e.readKernelDrops()
-			if e.leader != nil {
-				e.reopenPorts()
-			}
-		}
+		e.maintain()
 		e.syncFollowers()
 	}
 	if e.leader == nil {
 		e.publish(Event{Kind: EventStopped})
 	}
 	return nil
+}
+
+// maintain does the loop's once-a-second chores (kernelStatsEvery).
+func (e *Engine) maintain() {
+	if e.now.Before(e.nextKernelStats) {
+		return
+	}
+	e.nextKernelStats = e.now.Add(kernelStatsEvery)
+	e.readKernelDrops()
+	if e.leader != nil {
+		e.reopenPorts()
+	}
+	if len(e.timers) > 2*len(e.conns) {
+		// More stale entries than the current table allows (it shrank
+		// since they were pushed): on an idle box each would pin a page
+		// of the heap until its deadline, hours away.
+		e.compactTimers()
+	}
 }
 
 // kernelStatsEvery is how often the ports' kernel drop counters are read.

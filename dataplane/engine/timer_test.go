@@ -66,4 +66,10 @@ func TestTimerHeapBoundedUnderChurn(t *testing.T) {
 			t.Fatal("a stale timer keeps a closed connection reachable")
 		}
 	}
+	// The loop's periodic pass empties the heap of an idle box.
+	e.now = e.now.Add(2 * kernelStatsEvery)
+	e.maintain()
+	if len(e.timers) != 0 {
+		t.Fatalf("%d stale timers left on an idle box after the periodic pass", len(e.timers))
+	}
 }
