@@ -131,6 +131,8 @@ func TestMetrics(t *testing.T) {
 		`ftbridge_port_rx_frames_total{port="port1",replica="a"} 0`,
 		`ftbridge_config_version 1`,
 		`ftbridge_dataplane_up 1`,
+		`ftbridge_loop_connections{loop="0"}`,
+		`ftbridge_loop_connections{loop="1"}`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(body, want) {

@@ -71,7 +71,7 @@ func (d *fakeDP) Snapshot(ctx context.Context, maxConns int) (engine.Snapshot, e
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := engine.Snapshot{Time: time.Now(), Started: time.Now().Add(-time.Minute), Connections: len(d.conns), Failovers: 3,
-		Drops: map[string]uint64{"malformed": 2}}
+		Drops: map[string]uint64{"malformed": 2}, Loops: []int{len(d.conns) - len(d.conns)/2, len(d.conns) / 2}}
 	for i, n := range []string{"a", "b"} {
 		s.Replicas = append(s.Replicas, engine.ReplicaStatus{Name: n, Interface: fmt.Sprintf("port%d", i+1), Up: d.admin[n] != "disabled",
 			Admin: d.admin[n], Carrier: true, Port: true, Preferred: d.pref == n, Services: []string{"198.18.0.10"}, Conns: 20, ProbeRTT: 0.5})
