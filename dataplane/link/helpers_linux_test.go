@@ -92,12 +92,29 @@ func (n *testNS) do(tb testing.TB, f func()) {
 	}
 }
 
-// veth creates the pair a<->b and brings both ends up.
+// veth creates the pair a<->b, brings both ends up and waits until they
+// pass frames: the kernel swaps the "noop" qdisc, which drops everything,
+// for the real one only when its link watcher gets round to the new
+// carrier (up to a second later, more on a busy machine), and a frame
+// written before that is lost.
 func (n *testNS) veth(tb testing.TB, a, b string) {
 	tb.Helper()
 	n.ip(tb, "link", "add", "name", a, "type", "veth", "peer", "name", b)
 	n.ip(tb, "link", "set", a, "up")
 	n.ip(tb, "link", "set", b, "up")
+	deadline := time.Now().Add(10 * time.Second)
+	for _, dev := range []string{a, b} {
+		for {
+			out := n.ip(tb, "link", "show", "dev", dev)
+			if strings.Contains(out, "state UP") && !strings.Contains(out, "qdisc noop") {
+				break
+			}
+			if time.Now().After(deadline) {
+				tb.Fatalf("%s did not come up: %s", dev, out)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 }
 
 // open opens a port on ifname inside the namespace and closes it at cleanup.
