@@ -268,9 +268,7 @@ func newLoop(cfg Config, index, loops int, leader *Engine) (*Engine, error) {
 		if leader != nil {
 			r.shared = leader.replicas[i].counters()
 		}
-		if p, err := e.openPort(rc.Interface); err == nil {
-			p.ctr = r.counters()
-			r.port = p
+		if e.openReplicaPort(r) {
 			if st, ok := link.LinkState(rc.Interface); ok {
 				r.carrier = st.Up
 			}
@@ -326,6 +324,18 @@ func (c Config) Validate() error {
 		return errors.New("engine: no IPv4 probe source address")
 	}
 	return nil
+}
+
+// openReplicaPort opens the loop's socket on replica r's interface, counting
+// into r's counters; it reports whether it could.
+func (e *Engine) openReplicaPort(r *replica) bool {
+	p, err := e.openPort(r.ifname)
+	if err != nil {
+		return false
+	}
+	p.ctr = r.counters()
+	r.port = p
+	return true
 }
 
 // openPort opens the loop's socket on interface name: with several

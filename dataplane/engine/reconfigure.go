@@ -90,12 +90,13 @@ func (e *Engine) reconfigure(cfg Config) error {
 	old := e.cfg
 	e.cfg = cfg
 	e.rejoinDirty = true // services, replicas or policies may have changed
-	if e.probeSrc != cfg.ProbeSource && e.loops > 1 {
-		// The filters send the probes' answers to loop 0 by address.
+	if e.probeSrc != cfg.ProbeSource {
 		e.probeSrc = cfg.ProbeSource
-		e.refilter()
+		if e.loops > 1 {
+			// The filters send the probes' answers to loop 0 by address.
+			e.refilter()
+		}
 	}
-	e.probeSrc = cfg.ProbeSource
 	e.setBudgets(cfg)
 	if mac := pkt.MAC(cfg.VIPMAC); mac.IsZero() {
 		e.vipMAC = e.uplink.mac
@@ -148,9 +149,9 @@ func (e *Engine) reconfigure(cfg Config) error {
 		if r == nil {
 			r = newReplica(len(e.replicas), rc, len(e.services))
 			r.ready = !cfg.ReadyGate
-			if p, err := e.openPort(rc.Interface); err == nil {
-				p.ctr = &r.ctr // a follower's points to loop 0's (reconfigureFollower)
-				r.port = p
+			// (A follower's counters point to loop 0's once
+			// reconfigureFollower has run.)
+			if e.openReplicaPort(r) {
 				r.carrier = true
 			}
 			e.replicas = append(e.replicas, r)

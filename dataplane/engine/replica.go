@@ -468,9 +468,7 @@ func (e *Engine) handleLinkEvents() {
 				r.portGen++
 				fallthrough
 			case r.port == nil:
-				if p, err := e.openPort(r.ifname); err == nil {
-					p.ctr = r.counters()
-					r.port = p
+				if e.openReplicaPort(r) {
 					r.portGen++
 					r.peer = pkt.MAC{}
 					r.carrier = ev.Up

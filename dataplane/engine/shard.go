@@ -324,10 +324,7 @@ func (e *Engine) reopenPorts() {
 		if !r.wantPort || r.port != nil {
 			continue
 		}
-		if p, err := e.openPort(r.ifname); err == nil {
-			p.ctr = r.counters()
-			r.port = p
-		}
+		e.openReplicaPort(r)
 	}
 }
 
